@@ -1,0 +1,62 @@
+# The course's commands. `make course` runs the whole course headless; `make test` runs every check (CI calls it).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.course-installed
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+
+.PHONY: help setup course lab test lint format unit notebooks nbval lock clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(STAMP)  ## create .venv, install the pinned environment and mlops_helpers, register the course kernel
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is needed, found {sys.version.split()[0]} at {sys.executable}: install 3.11 or run make PYTHON=/path/to/python3.11"'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip check
+	$(PY) -m mlops_helpers.course install-kernel
+	@touch $(STAMP)
+
+course: setup  ## run every notebook headless (papermill) in a fresh workspace and print the table
+	$(PY) -m mlops_helpers.course run
+
+lab: setup  ## open JupyterLab on 127.0.0.1 with the course kernel (offline: no news or update checks)
+	COURSE_WORKSPACE=$(CURDIR)/workspace $(VENV)/bin/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks \
+	  --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+	  --LabApp.extension_manager=readonly $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+test: setup lint unit notebooks nbval  ## everything CI checks: lint, unit tests, papermill run, nbval
+
+lint: setup  ## ruff over the package, the tests and the notebooks
+	$(VENV)/bin/ruff check mlops_helpers tests notebooks
+	$(VENV)/bin/ruff format --check mlops_helpers tests
+
+format: setup  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix mlops_helpers tests notebooks
+	$(VENV)/bin/ruff format mlops_helpers tests
+
+unit: setup  ## unit tests of the package, the data, the environment and the committed notebooks' structure
+	$(PY) -m pytest -q tests
+
+notebooks: setup  ## execute every notebook headless with papermill (as make course)
+	$(PY) -m mlops_helpers.course run
+
+nbval: setup  ## re-run the committed notebooks and compare their outputs, in a fresh workspace
+	rm -rf workspace/nbval && mkdir -p workspace/nbval
+	cd notebooks && COURSE_WORKSPACE=$(CURDIR)/workspace/nbval ../$(PY) -m pytest -q -p no:cacheprovider \
+	  --nbval --nbval-current-env --nbval-sanitize-with ../tests/nbval_sanitize.cfg [0-9][0-9]_*.ipynb
+
+lock:  ## re-resolve requirements.in into requirements.lock (needs the package index)
+	PYTHON=$(PYTHON) scripts/lock.sh
+
+clean:  ## remove the workspace (tracking database, artifacts, logs, executed notebooks)
+	rm -rf workspace

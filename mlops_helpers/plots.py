@@ -1,0 +1,84 @@
+"""The figures the notebooks share (introduced in notebook 00). Each returns its matplotlib ``Figure``.
+
+End a cell with the call (no trailing semicolon) and Jupyter shows the figure once.
+
+Only plotting lives here: the numbers a figure shows are computed in the notebook, where the learner can see them.
+Figures are small (dpi 80) so committed notebooks stay light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from mlops_helpers.data import MONTHS, TRAIN_WINDOW
+
+DPI = 80
+
+
+def _figure(ncols: int = 1, width: float = 6.0, height: float = 3.2):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), dpi=DPI, layout="constrained")
+    # Closed at once: the figure is shown once, as the value the cell returns, not again by the inline backend.
+    plt.close(fig)
+    return fig, axes
+
+
+def demand_by_hour(hourly: pd.DataFrame, title: str = "Rentals by hour of day"):
+    """Line per column of ``hourly`` (index: hour 0-23), e.g. mean rentals on working days and on other days."""
+    fig, ax = _figure()
+    for column in hourly.columns:
+        ax.plot(hourly.index, hourly[column], marker="o", markersize=3, label=str(column))
+    ax.set(xlabel="hour of day", ylabel="mean rentals per hour", title=title, xticks=range(0, 24, 3))
+    ax.legend(frameon=False)
+    return fig
+
+
+def demand_by_month(monthly: pd.Series, title: str = "Mean rentals per hour, by month (2011)"):
+    """Bars of ``monthly`` (index: month names), the training window (January-March) shaded."""
+    fig, ax = _figure()
+    months = [m for m in MONTHS if m in monthly.index]
+    train_months = pd.date_range(*TRAIN_WINDOW, freq="MS", inclusive="left").month
+    colors = ["tab:blue" if MONTHS.index(m) + 1 in train_months else "tab:gray" for m in months]
+    ax.bar(months, monthly.loc[months], color=colors)
+    ax.set(ylabel="mean rentals per hour", title=title)
+    ax.tick_params(axis="x", rotation=45)
+    ax.text(0.01, 0.95, "blue: training window", transform=ax.transAxes, va="top", fontsize=9)
+    return fig
+
+
+def demand_by_category(groups: dict[str, Sequence[float]], title: str, xlabel: str):
+    """Box plots of rentals per hour for each group (e.g. each weather situation)."""
+    fig, ax = _figure()
+    ax.boxplot(list(groups.values()), tick_labels=list(groups.keys()), showfliers=False)
+    ax.set(xlabel=xlabel, ylabel="rentals per hour", title=title)
+    return fig
+
+
+def compare_runs(runs: pd.DataFrame, metric: str, label: str, group: str, title: str | None = None):
+    """Horizontal bars of ``metric`` per run (labelled by ``label``), coloured by ``group``, best at the top."""
+    import matplotlib as mpl
+
+    fig, ax = _figure(height=0.3 * len(runs) + 1.2)
+    ordered = runs.sort_values(metric, ascending=False)
+    palette = mpl.colormaps["tab10"]
+    groups = sorted(ordered[group].unique())
+    colors = [palette(groups.index(g)) for g in ordered[group]]
+    ax.barh(ordered[label].astype(str), ordered[metric], color=colors)
+    handles = [mpl.patches.Patch(color=palette(i), label=g) for i, g in enumerate(groups)]
+    ax.legend(handles=handles, frameon=False, loc="lower right")
+    ax.set(xlabel=metric, title=title or f"{metric} by run (lower is better)")
+    return fig
+
+
+def actual_vs_predicted(timestamps, actual, predicted, title: str = "Actual and predicted rentals"):
+    """The target and a model's predictions over time."""
+    fig, ax = _figure(width=8)
+    ax.plot(timestamps, actual, label="actual", linewidth=1)
+    ax.plot(timestamps, predicted, label="predicted", linewidth=1)
+    ax.set(ylabel="rentals per hour", title=title)
+    ax.legend(frameon=False)
+    fig.autofmt_xdate()
+    return fig

@@ -1,0 +1,273 @@
+"""Background servers on loopback: start, wait until they answer, stop by PID (introduced in notebook 02).
+
+Every server the course starts (``mlflow server``, ``mlflow models serve``, the prediction service, Prometheus,
+Alertmanager) goes through :func:`start`:
+
+- it binds ``127.0.0.1`` on a free port (the command gets the port through a ``{port}`` placeholder);
+- :meth:`Server.wait_ready` polls until the server answers, and on a timeout or an early exit raises
+  :class:`ServerError` with the tail of the server's log;
+- :meth:`Server.stop` sends SIGTERM to the process and every child it started (found by PID, in its own process
+  group), waits, then SIGKILLs what is left. Used as a context manager it runs even when a cell fails, and an
+  ``atexit`` hook stops anything still running when the interpreter (the notebook kernel) exits.
+
+Processes are never looked up or killed by name.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+from mlops_helpers.workspace import QUIET_ENV, default_root
+
+HOST = "127.0.0.1"
+_running: dict[int, Server] = {}
+_lock = threading.Lock()
+
+
+class ServerError(RuntimeError):
+    """A background server did not start, or did not answer in time. The message ends with its log's tail."""
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port that is free on ``host`` right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int, host: str = HOST) -> bool:
+    """True when nothing listens on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) != 0
+
+
+def venv_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with the running interpreter's bin folder first on PATH, quiet settings applied.
+
+    ``mlflow models serve`` and other console scripts call ``uvicorn``/``gunicorn`` through the shell: a kernel
+    started from the course venv does not put the venv's ``bin`` on PATH by itself.
+    """
+    env = dict(os.environ)
+    env.update(QUIET_ENV)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep) if p != bin_dir)])
+    if extra:
+        env.update(extra)
+    return env
+
+
+class Server:
+    """A background process listening on ``127.0.0.1:port``. Create it with :func:`start`."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        name: str,
+        port: int,
+        health_path: str | None,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+    ) -> None:
+        self.name = name
+        self.port = port
+        self.health_path = health_path
+        self.log_path = log_path
+        self.command = [part.format(port=port, host=HOST) for part in command]
+        self._env = venv_env(env)
+        self._cwd = str(cwd) if cwd else None
+        self.process: subprocess.Popen | None = None
+
+    # -- facts
+    @property
+    def url(self) -> str:
+        """The server's base URL, e.g. ``http://127.0.0.1:51234``."""
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def alive(self) -> bool:
+        """True while the main process has not exited."""
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of the server's combined stdout and stderr."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log written)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __repr__(self) -> str:
+        state = "running" if self.alive else "stopped"
+        return f"<Server {self.name} {state} on {self.url} pid={self.pid}>"
+
+    # -- life cycle
+    def launch(self) -> Server:
+        """Start the process (in its own process group, output to the log file)."""
+        if self.alive:
+            return self
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            try:
+                self.process = subprocess.Popen(
+                    self.command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=self._env,
+                    cwd=self._cwd,
+                    start_new_session=True,
+                )
+            except FileNotFoundError as exc:
+                raise ServerError(
+                    f"{self.name}: cannot start {self.command[0]!r}: not found on PATH. Is it installed "
+                    f"(make setup), or for a system tool, see the README's troubleshooting?"
+                ) from exc
+        with _lock:
+            _running[self.process.pid] = self
+        return self
+
+    def answers(self) -> bool:
+        """True when the server accepts a connection (and, with a health path, answers it with a status < 500)."""
+        if self.health_path is None:
+            return not port_is_free(self.port)
+        try:
+            with urllib.request.urlopen(self.url + self.health_path, timeout=2) as response:
+                return response.status < 500
+        except urllib.error.HTTPError as exc:
+            return exc.code < 500
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return False
+
+    def wait_ready(self, timeout: float = 60.0, interval: float = 0.2) -> Server:
+        """Block until the server answers. On early exit or timeout, stop it and raise with its log's tail."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive:
+                code = self.process.returncode if self.process else None
+                self.stop()
+                raise ServerError(
+                    f"{self.name} exited with code {code} before answering on {self.url}.\n"
+                    f"Command: {' '.join(self.command)}\nLast lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            if self.answers():
+                return self
+            time.sleep(interval)
+        self.stop()
+        raise ServerError(
+            f"{self.name} did not answer on {self.url}{self.health_path or ''} within {timeout:.0f} s "
+            f"(stopped it). Last lines of {self.log_path}:\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """Stop the process and all its children by PID: SIGTERM, wait up to ``timeout`` s, then SIGKILL.
+
+        Returns the main process's exit code (None if it was never started). Safe to call twice.
+        """
+        if self.process is None:
+            return None
+        pid = self.process.pid
+        try:
+            family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            family = []
+        # The process group first (covers children that forked after we looked), then each PID we know of.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+        for proc in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.terminate()
+        _, alive = psutil.wait_procs(family, timeout=timeout)
+        for proc in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=5)
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
+            code = None
+        with _lock:
+            _running.pop(pid, None)
+        return code
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def start(
+    command: Sequence[str],
+    *,
+    name: str,
+    port: int | None = None,
+    health_path: str | None = "/",
+    timeout: float = 60.0,
+    log_dir: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+) -> Server:
+    """Start ``command`` in the background on ``127.0.0.1`` and wait until it answers.
+
+    ``command`` may contain ``{port}`` (and ``{host}``), filled with a free port unless ``port`` is given.
+    ``health_path`` is polled over HTTP (any status below 500 counts as ready); ``None`` waits for the port to accept
+    connections. The log goes to ``<log_dir>/<name>.log`` (default: the workspace's ``logs/``). Use the result as a
+    context manager, or call its ``stop()``::
+
+        with start(["mlflow", "server", "--host", "{host}", "--port", "{port}"], name="mlflow-server") as server:
+            ...  # server.url
+    """
+    chosen = port or free_port()
+    if not port_is_free(chosen):
+        raise ServerError(f"{name}: port {chosen} on {HOST} is already in use; leave `port` unset to get a free one.")
+    logs = Path(log_dir) if log_dir else default_root() / "logs"
+    server = Server(
+        command, name=name, port=chosen, health_path=health_path, log_path=logs / f"{name}.log", env=env, cwd=cwd
+    )
+    server.launch()
+    try:
+        server.wait_ready(timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def running() -> list[Server]:
+    """The servers started by this interpreter that have not been stopped."""
+    with _lock:
+        return [s for s in _running.values() if s.alive]
+
+
+def stop_all() -> None:
+    """Stop every server this interpreter started. Registered with ``atexit``."""
+    with _lock:
+        servers = list(_running.values())
+    for server in servers:
+        server.stop()
+
+
+atexit.register(stop_all)
