@@ -9,7 +9,10 @@ STAMP  := $(VENV)/.course-installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: help setup course lab test lint format unit notebooks nbval lock clean
+WORKSPACE ?= workspace
+PORT      ?= 5000
+
+.PHONY: help setup course lab mlflow-ui test lint format unit notebooks nbval refresh lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,6 +37,10 @@ lab: setup  ## open JupyterLab on 127.0.0.1 with the course kernel (offline: no 
 	  --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
 	  --LabApp.extension_manager=readonly $(if $(filter 0,$(shell id -u)),--allow-root,)
 
+mlflow-ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) for $(WORKSPACE) (e.g. WORKSPACE=workspace/headless)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --workers 1 --host 127.0.0.1 --port $(PORT) \
+	  --backend-store-uri sqlite:///$(abspath $(WORKSPACE))/mlflow.db
+
 test: setup lint unit notebooks nbval  ## everything CI checks: lint, unit tests, papermill run, nbval
 
 lint: setup  ## ruff over the package, the tests and the notebooks
@@ -47,13 +54,18 @@ format: setup  ## apply ruff's fixes and formatting
 unit: setup  ## unit tests of the package, the data, the environment and the committed notebooks' structure
 	$(PY) -m pytest -q tests
 
-notebooks: setup  ## execute every notebook headless with papermill (as make course)
+notebooks: setup  ## execute every notebook headless with papermill (as make course), then again in the same workspace
 	$(PY) -m mlops_helpers.course run
+	@echo "second run in the same workspace: the notebooks must be re-runnable"
+	$(PY) -m mlops_helpers.course run --workspace workspace/headless
 
 nbval: setup  ## re-run the committed notebooks and compare their outputs, in a fresh workspace
 	rm -rf workspace/nbval && mkdir -p workspace/nbval
 	cd notebooks && COURSE_WORKSPACE=$(CURDIR)/workspace/nbval ../$(PY) -m pytest -q -p no:cacheprovider \
 	  --nbval --nbval-current-env --nbval-sanitize-with ../tests/nbval_sanitize.cfg [0-9][0-9]_*.ipynb
+
+refresh: setup  ## maintainers: re-execute notebooks (NB="01 02" for some) and write them back with outputs
+	$(PY) -m mlops_helpers.course refresh $(if $(NB),--only $(NB),)
 
 lock:  ## re-resolve requirements.in into requirements.lock (needs the package index)
 	PYTHON=$(PYTHON) scripts/lock.sh

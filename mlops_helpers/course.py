@@ -47,9 +47,9 @@ class Result:
     error: str = ""  # for a failure: which cell, and the exception
 
 
-def notebooks(only: list[str] | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+def notebooks(only: list[str] | None = None, notebook_dir: Path | None = None) -> list[Path]:
     """The course notebooks (``NN_topic.ipynb``) in order; ``only`` keeps those whose name starts with a prefix."""
-    found = sorted(p for p in notebook_dir.glob("[0-9][0-9]_*.ipynb"))
+    found = sorted((notebook_dir or NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
     if not only:
         return found
     chosen = [p for p in found if any(p.name.startswith(prefix) for prefix in only)]
@@ -158,7 +158,7 @@ def run(
     fail_fast: bool = False,
     timeout: int = 600,
     log_output: bool = False,
-    notebook_dir: Path = NOTEBOOK_DIR,
+    notebook_dir: Path | None = None,
 ) -> list[Result]:
     """Execute the chosen notebooks in order in one workspace; return one :class:`Result` each."""
     paths = notebooks(only, notebook_dir)
@@ -220,7 +220,7 @@ def clean_executed(source: Path, executed: Path) -> dict:
     return nb
 
 
-def refresh(only: list[str] | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Result]:
+def refresh(only: list[str] | None = None, notebook_dir: Path | None = None) -> list[Result]:
     """Re-execute notebooks with their default parameters in a fresh workspace and write them back with outputs.
 
     This is how a maintainer commits a notebook after editing it (``make refresh NB=01``); nbval then checks that a
@@ -231,7 +231,7 @@ def refresh(only: list[str] | None = None, notebook_dir: Path = NOTEBOOK_DIR) ->
     results = run(only, None, None, notebook_dir=notebook_dir, fail_fast=True)
     for result in results:
         if result.status == "ok":
-            source = notebook_dir / result.notebook
+            source = (notebook_dir or NOTEBOOK_DIR) / result.notebook
             nbformat.write(clean_executed(source, Path(result.output)), source)
     return results
 

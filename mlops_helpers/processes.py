@@ -188,9 +188,10 @@ class Server:
             return None
         pid = self.process.pid
         try:
-            family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+            main = psutil.Process(pid)
+            family = [main, *main.children(recursive=True)]
         except psutil.NoSuchProcess:
-            family = []
+            main, family = None, []
         # The process group first (covers children that forked after we looked), then each PID we know of.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
@@ -204,10 +205,10 @@ class Server:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
         psutil.wait_procs(alive, timeout=5)
-        try:
-            code = self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
-            code = None
+        # psutil reaped the main process (so Popen cannot): take its exit code from psutil, negative for a signal.
+        if self.process.returncode is None:
+            self.process.returncode = getattr(main, "returncode", None) if main else self.process.poll()
+        code = self.process.returncode
         with _lock:
             _running.pop(pid, None)
         return code

@@ -1,0 +1,67 @@
+"""One environment: requirements.in, requirements.lock and environment.yml agree, and this venv is that environment."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from mlops_helpers import REPO_ROOT, environment
+from mlops_helpers.environment import normalise, read_pins
+
+ENV_YML = REPO_ROOT / "environment.yml"
+
+
+def _environment_yml_pins() -> dict[str, str]:
+    pins = {}
+    for line in ENV_YML.read_text().splitlines():
+        match = re.match(r"^\s*-\s+([A-Za-z0-9_.\-\[\]]+)\s*(==?)\s*([^\s#]+)", line)
+        if match:
+            name, _, version = match.groups()
+            pins[normalise(name.split("[")[0])] = version
+    return pins
+
+
+def test_every_top_level_pin_is_in_the_lock_with_the_same_version():
+    top, lock = read_pins(environment.REQUIREMENTS_IN), read_pins(environment.REQUIREMENTS_LOCK)
+    assert len(top) >= 20
+    mismatched = {name: (version, lock.get(name)) for name, version in top.items() if lock.get(name) != version}
+    assert not mismatched, f"requirements.in vs requirements.lock (run make lock): {mismatched}"
+
+
+def test_environment_yml_agrees_with_the_pins():
+    conda = _environment_yml_pins()
+    lock = read_pins(environment.REQUIREMENTS_LOCK)
+    assert conda.get("python", "").startswith("3.11")
+    shared = set(conda) & set(lock)
+    assert len(shared) >= 20, "environment.yml should name the course's top-level packages"
+    mismatched = {name: (conda[name], lock[name]) for name in shared if conda[name] != lock[name]}
+    assert not mismatched, f"environment.yml vs requirements.lock: {mismatched}"
+    assert set(read_pins(environment.REQUIREMENTS_IN)) <= set(conda), "a top-level pin is missing in environment.yml"
+
+
+def test_lock_pins_every_package_exactly():
+    lines = [ln for ln in environment.REQUIREMENTS_LOCK.read_text().splitlines() if ln and not ln.startswith("#")]
+    loose = [ln for ln in lines if "==" not in ln]
+    assert not loose, f"unpinned lines in requirements.lock: {loose}"
+    assert len(lines) > 200
+
+
+def test_the_running_environment_is_the_pinned_one():
+    wrong = [r for r in environment.environment_report() if not r["ok"]]
+    assert not wrong, f"installed versions differ from requirements.in (run make setup): {wrong}"
+
+
+def test_known_traps_stay_pinned_away():
+    lock = read_pins(environment.REQUIREMENTS_LOCK)
+    major_minor = lambda v: tuple(int(p) for p in v.split(".")[:2])  # noqa: E731
+    assert major_minor(lock["pandas"]) < (3, 1), "evidently 0.7.23 does not import on pandas >= 3.1"
+    assert major_minor(lock["sqlalchemy"]) < (2, 1), "mlflow 3.17 warns on every registry call with sqlalchemy 2.1"
+
+
+def test_model_requirements_come_from_the_lock():
+    reqs = environment.model_requirements()
+    lock = read_pins(environment.REQUIREMENTS_LOCK)
+    assert all(lock[normalise(r.split("==")[0])] == r.split("==")[1] for r in reqs)
+    with pytest.raises(KeyError, match="make lock"):
+        environment.model_requirements(("no-such-package",))

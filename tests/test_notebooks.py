@@ -1,0 +1,140 @@
+"""The committed notebooks: executed, in order, clean, small, and built to the course's template.
+
+These checks read the committed files; `make notebooks` executes them and `make nbval` compares a fresh run's outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mlops_helpers import course
+
+NOTEBOOKS = course.notebooks()
+MAX_BYTES = 1_000_000
+WARNING_PATTERN = re.compile(r"(FutureWarning|DeprecationWarning|PendingDeprecationWarning|SADeprecationWarning)")
+NOISE_PATTERNS = {
+    "a traceback": re.compile(r"Traceback \(most recent call last\)"),
+    "a tqdm/IProgress warning": re.compile(r"IProgress not found"),
+    "an MLflow run link": re.compile(r"View run .* at: http"),
+    "a warning": re.compile(r"\b\w*Warning: "),
+}
+
+
+def _load(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def _output_text(output) -> str:
+    if output.get("output_type") == "stream":
+        return output.get("text", "")
+    if output.get("output_type") == "error":
+        return "\n".join(output.get("traceback", []))
+    data = output.get("data", {})
+    return "\n".join(str(data[k]) for k in ("text/plain", "text/html", "text/markdown") if k in data)
+
+
+def _code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+
+
+def test_there_are_notebooks():
+    assert [p.name[:2] for p in NOTEBOOKS][:2] == ["00", "01"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+class TestCommittedNotebook:
+    def test_is_valid_and_uses_the_course_kernel(self, path):
+        nb = _load(path)
+        nbformat.validate(nb)
+        assert nb.metadata["kernelspec"]["name"] == course.KERNEL_NAME
+
+    def test_is_executed_in_order(self, path):
+        counts = [c.execution_count for c in _code_cells(_load(path))]
+        assert None not in counts, "a code cell was not executed: run `make refresh NB=...`"
+        assert counts == list(range(1, len(counts) + 1)), f"execution counts out of order: {counts}"
+
+    def test_has_no_error_or_warning_in_outputs(self, path):
+        problems = []
+        for index, cell in enumerate(_load(path).cells):
+            for output in cell.get("outputs", []):
+                text = _output_text(output)
+                if output.get("output_type") == "error":
+                    problems.append(f"cell {index}: error output {output.get('ename')}")
+                if WARNING_PATTERN.search(text):
+                    problems.append(f"cell {index}: {WARNING_PATTERN.search(text).group(0)} in output")
+                problems += [f"cell {index}: {name}" for name, rx in NOISE_PATTERNS.items() if rx.search(text)]
+        assert not problems, problems
+
+    def test_is_small(self, path):
+        size = path.stat().st_size
+        assert size < MAX_BYTES, f"{path.name} is {size / 1e6:.2f} MB: inline HTML or large images?"
+        for cell in _load(path).cells:
+            for output in cell.get("outputs", []):
+                assert len(output.get("data", {}).get("text/html", "")) < 50_000, "a large inline HTML output"
+
+    def test_opens_with_title_purpose_learn_prerequisites_time(self, path):
+        nb = _load(path)
+        first = nb.cells[0]
+        assert first.cell_type == "markdown"
+        assert re.match(rf"# {path.name[:2]} · \S", first.source), "the first line is '# NN · Title'"
+        for part in ("**Purpose:**", "**You will learn**", "**Prerequisites:**", "**Time:**"):
+            assert part in first.source, f"the opening cell lacks {part}"
+        assert len(re.findall(r"^- ", first.source, flags=re.M)) >= 3, "'You will learn' has three bullets"
+
+    def test_has_setup_then_exactly_one_parameters_cell(self, path):
+        nb = _load(path)
+        tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+        assert nb.cells[tagged[0]].cell_type == "code"
+        setup = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## Setup")]
+        assert setup and setup[0] < tagged[0], "'## Setup' comes before the parameters cell"
+        assert not [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+
+    def test_ends_with_summary_exercises_solutions_and_next(self, path):
+        nb = _load(path)
+        markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
+        text = "\n".join(markdown)
+        for heading in ("## Summary", "## Exercises", "### Solutions"):
+            assert re.search(rf"^{heading}\s*$", text, flags=re.M), f"no '{heading}' section"
+        assert text.index("## Summary") < text.index("## Exercises") < text.index("### Solutions")
+        solutions_at = next(i for i, c in enumerate(nb.cells) if c.source.startswith("### Solutions"))
+        assert _code_cells(nb.__class__(cells=nb.cells[solutions_at:])), "solutions are code that CI executes"
+        assert "**Next:**" in markdown[-1] or path == NOTEBOOKS[-1]
+
+    def test_asserts_what_it_teaches(self, path):
+        assert sum("assert " in c.source for c in _code_cells(_load(path))) >= 3
+
+    def test_no_path_hacks_or_downloads(self, path):
+        source = "\n".join(c.source for c in _code_cells(_load(path)))
+        for forbidden in ("sys.path.append", "sys.path.insert", "urlretrieve", "fetch_openml", "pip install"):
+            assert forbidden not in source, f"{forbidden} in a code cell"
+
+    def test_ignored_outputs_are_explained(self, path):
+        for cell in _code_cells(_load(path)):
+            if "nbval-ignore-output" in cell.metadata.get("tags", []):
+                assert cell.source.lstrip().startswith("#"), "an nbval-ignore-output cell opens with a comment: why"
+
+
+def test_sanitize_file_parses():
+    text = (Path(__file__).parent / "nbval_sanitize.cfg").read_text()
+    sections = re.findall(r"^\[(.+)\]\nregex: (.+)\nreplace: (.*)$", text, flags=re.M)
+    assert len(sections) >= 5
+    for _, regex, _ in sections:
+        re.compile(regex)
+
+
+def test_readme_lists_every_notebook():
+    readme = (course.REPO_ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        assert path.name in readme, f"README's notebook table lacks {path.name}"
+
+
+def test_notebook_json_is_stable():
+    for path in NOTEBOOKS:
+        raw = json.loads(path.read_text())
+        assert raw["nbformat"] == 4 and "papermill" not in raw["metadata"]

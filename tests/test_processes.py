@@ -1,0 +1,137 @@
+"""Background servers: started on a free loopback port, ready when they answer, stopped by PID with their children."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import urllib.request
+
+import psutil
+import pytest
+
+from mlops_helpers import processes
+from mlops_helpers.processes import ServerError
+
+HTTP_SERVER = [sys.executable, "-m", "http.server", "{port}", "--bind", "{host}"]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _script(tmp_path, name: str, body: str) -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return str(path)
+
+
+def test_start_answer_and_stop(tmp_workspace):
+    server = processes.start(HTTP_SERVER, name="http", timeout=20)
+    try:
+        assert server.url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(server.url + "/", timeout=5) as response:
+            assert response.status == 200
+        assert server in processes.running()
+        pid, port = server.pid, server.port
+    finally:
+        server.stop()
+    assert _gone(pid) and processes.port_is_free(port)
+    assert server not in processes.running()
+    assert (tmp_workspace / "logs" / "http.log").exists()
+    server.stop()  # a second stop is harmless
+
+
+def test_context_manager_stops_even_when_the_body_fails(tmp_workspace):
+    with pytest.raises(RuntimeError, match="cell failed"), processes.start(HTTP_SERVER, name="http-ctx") as server:
+        pid, port = server.pid, server.port
+        raise RuntimeError("cell failed")
+    assert _gone(pid) and processes.port_is_free(port)
+
+
+def test_children_are_stopped_too_even_in_their_own_session(tmp_path, tmp_workspace):
+    script = _script(
+        tmp_path,
+        "parent.py",
+        """
+        import subprocess, sys, http.server, socketserver
+        port = int(sys.argv[1])
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
+        http.server.ThreadingHTTPServer(("127.0.0.1", port), http.server.SimpleHTTPRequestHandler).serve_forever()
+        """,
+    )
+    server = processes.start([sys.executable, script, "{port}"], name="parent", timeout=20)
+    children = psutil.Process(server.pid).children(recursive=True)
+    assert len(children) == 2
+    server.stop()
+    assert all(_gone(child.pid) for child in children)
+
+
+def test_a_process_ignoring_sigterm_is_killed(tmp_path, tmp_workspace):
+    script = _script(
+        tmp_path,
+        "stubborn.py",
+        """
+        import signal, socket, sys, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        sock = socket.socket(); sock.bind(("127.0.0.1", int(sys.argv[1]))); sock.listen()
+        time.sleep(300)
+        """,
+    )
+    server = processes.start([sys.executable, script, "{port}"], name="stubborn", health_path=None, timeout=20)
+    assert server.stop(timeout=1) == -9
+    assert _gone(server.pid)
+
+
+def test_timeout_reports_the_log_tail_and_stops(tmp_path, tmp_workspace):
+    script = _script(tmp_path, "slow.py", "print('booting slowly', flush=True)\nimport time\ntime.sleep(300)\n")
+    with pytest.raises(ServerError, match=r"(?s)did not answer.*within 1 s.*booting slowly") as info:
+        processes.start([sys.executable, script], name="slow", timeout=1)
+    assert "stopped it" in str(info.value)
+    assert not processes.running()
+
+
+def test_early_exit_reports_code_and_log(tmp_workspace):
+    command = [sys.executable, "-c", "import sys; print('bad config: no such file'); sys.exit(3)"]
+    with pytest.raises(ServerError, match=r"(?s)exited with code 3.*bad config: no such file"):
+        processes.start(command, name="broken", timeout=20)
+
+
+def test_missing_program_is_a_clear_error(tmp_workspace):
+    with pytest.raises(ServerError, match="not found on PATH"):
+        processes.start(["no-such-program-for-the-course", "{port}"], name="missing")
+
+
+def test_taken_port_is_refused(tmp_workspace):
+    with processes.start(HTTP_SERVER, name="first") as first, pytest.raises(ServerError, match="already in use"):
+        processes.start(HTTP_SERVER, name="second", port=first.port)
+
+
+def test_servers_are_stopped_when_the_interpreter_exits(tmp_path, tmp_workspace):
+    script = _script(
+        tmp_path,
+        "leaves_it_running.py",
+        """
+        import sys
+        from mlops_helpers import processes
+        server = processes.start([sys.executable, "-m", "http.server", "{port}", "--bind", "{host}"], name="left")
+        print(server.pid, server.port, flush=True)
+        """,
+    )
+    done = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=60, check=True)
+    pid, port = map(int, done.stdout.split())
+    assert _gone(pid) and processes.port_is_free(port)
+
+
+def test_venv_bin_comes_first_on_path():
+    env = processes.venv_env({"EXTRA": "1"})
+    assert env["PATH"].split(":")[0] == str(processes.Path(sys.executable).parent)
+    assert env["EXTRA"] == "1" and env["MLFLOW_DISABLE_TELEMETRY"] == "true"
+
+
+def test_free_port_is_free():
+    assert processes.port_is_free(processes.free_port())
