@@ -1,0 +1,150 @@
+"""Checkpoints: rebuild what an earlier notebook made, so that any notebook can run on its own.
+
+A notebook that needs, say, notebook 01's runs calls :func:`ensure_runs` in a visible cell. When the state is there
+(the course ran in order), it is returned untouched; when it is not, the smallest faithful version is rebuilt and
+tagged ``checkpoint=true`` so it is never mistaken for the learner's own work.
+
+| function | rebuilds | made by notebook |
+|---|---|---|
+| :func:`ensure_runs` | tracked runs with a logged model and ``val_rmse`` in the CityBikes experiment | 01 |
+| :func:`ensure_champion` | a registered model with the alias ``champion`` (the best of those runs) | 03 |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mlops_helpers import data, environment
+from mlops_helpers.workspace import Workspace, ensure_experiment
+from mlops_helpers.workspace import setup as setup_workspace
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+EXPERIMENT_NAME = "citybikes-demand"
+MODEL_NAME = "citybikes-demand"
+#: Notebook 01's split: fit on January-February, validate on March.
+TRAIN_START, VALIDATION_START, TRAIN_END = "2011-01-01", "2011-03-01", "2011-04-01"
+TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+SEED = 42
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One configuration of notebook 01's sweep."""
+
+    run_name: str
+    family: str
+    params: dict
+
+    def build(self):
+        from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+        from sklearn.linear_model import Ridge
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        if self.family == "ridge":
+            return make_pipeline(StandardScaler(), Ridge(**self.params))
+        if self.family == "random_forest":
+            return RandomForestRegressor(random_state=SEED, n_jobs=1, **self.params)
+        if self.family == "gradient_boosting":
+            return GradientBoostingRegressor(random_state=SEED, **self.params)
+        raise ValueError(f"unknown family {self.family!r}")
+
+
+#: A reduced sweep: one configuration per family of notebook 01, including its best.
+CHECKPOINT_SWEEP = (
+    Candidate("ridge-alpha-10", "ridge", {"alpha": 10.0}),
+    Candidate("forest-depth-8", "random_forest", {"n_estimators": 100, "max_depth": 8}),
+    Candidate("boosting-depth-5", "gradient_boosting", {"n_estimators": 100, "max_depth": 5, "learning_rate": 0.1}),
+)
+
+
+def _workspace(ws: Workspace | None, experiment: str) -> Workspace:
+    import mlflow
+
+    ws = ws or setup_workspace()
+    ensure_experiment(ws, experiment)
+    mlflow.set_experiment(experiment)
+    return ws
+
+
+def model_runs(experiment: str = EXPERIMENT_NAME) -> pd.DataFrame:
+    """Finished runs of ``experiment`` that logged a model and a validation RMSE, best first."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        import pandas as pd
+
+        return pd.DataFrame()
+    runs = mlflow.search_runs(
+        [found.experiment_id],
+        filter_string="attributes.status = 'FINISHED' and metrics.val_rmse > 0 and tags.family != ''",
+        order_by=["metrics.val_rmse ASC"],
+    )
+    return runs
+
+
+def ensure_runs(ws: Workspace | None = None, experiment: str = EXPERIMENT_NAME) -> pd.DataFrame:
+    """Notebook 01's state: runs with a logged model and ``val_rmse``. Trains :data:`CHECKPOINT_SWEEP` if none."""
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.metrics import root_mean_squared_error
+
+    _workspace(ws, experiment)
+    runs = model_runs(experiment)
+    if not runs.empty:
+        return runs
+    bikes = data.load_bikes()
+    fit, valid = data.train_validation_split(data.window(bikes, TRAIN_START, TRAIN_END), VALIDATION_START)
+    (X_fit, y_fit), (X_valid, y_valid) = data.xy(fit), data.xy(valid)
+    source = data.DATA_DIR / data.BIKES_FILE
+    datasets = {
+        "training": mlflow.data.from_pandas(fit.reset_index(), source=source, name="bikes-fit", targets="bikers"),
+        "validation": mlflow.data.from_pandas(valid.reset_index(), source=source, name="bikes-valid", targets="bikers"),
+    }
+    for candidate in CHECKPOINT_SWEEP:
+        model = candidate.build().fit(X_fit, y_fit)
+        with mlflow.start_run(run_name=candidate.run_name):
+            mlflow.set_tags({"family": candidate.family, "checkpoint": "true"})
+            mlflow.log_params(candidate.params)
+            for context, dataset in datasets.items():
+                mlflow.log_input(dataset, context=context)
+            mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=infer_signature(X_valid, model.predict(X_valid)),
+                input_example=X_valid.head(3),
+                pip_requirements=environment.model_requirements(),
+                skops_trusted_types=TRUSTED_TYPES,
+            )
+            mlflow.log_metrics(
+                {
+                    "train_rmse": root_mean_squared_error(y_fit, model.predict(X_fit)),
+                    "val_rmse": root_mean_squared_error(y_valid, model.predict(X_valid)),
+                }
+            )
+    return model_runs(experiment)
+
+
+def ensure_champion(ws: Workspace | None = None, model_name: str = MODEL_NAME, experiment: str = EXPERIMENT_NAME):
+    """Notebook 03's state: a registered model whose ``champion`` alias points at the best run's model.
+
+    Returns the champion's ``ModelVersion``. Registers the best run of :func:`ensure_runs` when there is none.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    ws = _workspace(ws, experiment)
+    client = mlflow.MlflowClient()
+    try:
+        return client.get_model_version_by_alias(model_name, "champion")
+    except MlflowException:
+        pass
+    best = ensure_runs(ws, experiment).iloc[0]
+    model_id = mlflow.get_run(best["run_id"]).outputs.model_outputs[0].model_id
+    version = mlflow.register_model(f"models:/{model_id}", model_name, tags={"checkpoint": "true"})
+    client.set_registered_model_alias(model_name, "champion", version.version)
+    return client.get_model_version_by_alias(model_name, "champion")

@@ -1,0 +1,25 @@
+"""Checkpoints rebuild an earlier notebook's state only when it is missing, and never twice."""
+
+from __future__ import annotations
+
+import mlflow
+
+from mlops_helpers import checkpoints, workspace
+
+
+def test_runs_then_champion_are_rebuilt_once(tmp_workspace):
+    ws = workspace.setup()
+    runs = checkpoints.ensure_runs(ws)
+    assert len(runs) == len(checkpoints.CHECKPOINT_SWEEP)
+    assert set(runs["tags.checkpoint"]) == {"true"}
+    assert runs["metrics.val_rmse"].is_monotonic_increasing
+    again = checkpoints.ensure_runs(ws)
+    assert sorted(again["run_id"]) == sorted(runs["run_id"])  # nothing retrained
+
+    champion = checkpoints.ensure_champion(ws)
+    assert int(champion.version) == 1 and champion.run_id == runs.iloc[0]["run_id"]
+    assert int(checkpoints.ensure_champion(ws).version) == 1  # nothing re-registered
+    client = mlflow.MlflowClient()
+    assert len(client.search_model_versions(f"name = '{checkpoints.MODEL_NAME}'")) == 1
+    model = mlflow.pyfunc.load_model(f"models:/{checkpoints.MODEL_NAME}@champion")
+    assert model.metadata.get_input_schema().input_names()[0] == "hr"
