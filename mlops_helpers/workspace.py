@@ -23,6 +23,7 @@ QUIET_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",  # mlflow's usage telemetry (on by default; contacts an outside host)
     "DO_NOT_TRACK": "true",  # the cross-tool opt-out, honoured by mlflow and others
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # tqdm bars in outputs are noise for nbval
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # no "View run ... at: http://127.0.0.1:<port>" lines
     "MLFLOW_LOGGING_LEVEL": "WARNING",
     "GIT_PYTHON_REFRESH": "quiet",  # mlflow probes git for the source version; say nothing when git is absent
 }
