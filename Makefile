@@ -35,7 +35,7 @@ course: setup  ## run every notebook headless (papermill) in a fresh workspace a
 lab: setup  ## open JupyterLab on 127.0.0.1 with the course kernel (offline: no news or update checks)
 	COURSE_WORKSPACE=$(CURDIR)/workspace $(VENV)/bin/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks \
 	  --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
-	  --LabApp.extension_manager=readonly $(if $(filter 0,$(shell id -u)),--allow-root,)
+	  --LabApp.extension_manager=readonly --MappingKernelManager.default_kernel_name=mlops-course $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 mlflow-ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) for $(WORKSPACE) (e.g. WORKSPACE=workspace/headless)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --workers 1 --host 127.0.0.1 --port $(PORT) \

@@ -68,7 +68,7 @@ def compare_runs(runs: pd.DataFrame, metric: str, label: str, group: str, title:
     colors = [palette(groups.index(g)) for g in ordered[group]]
     ax.barh(ordered[label].astype(str), ordered[metric], color=colors)
     handles = [mpl.patches.Patch(color=palette(i), label=g) for i, g in enumerate(groups)]
-    ax.legend(handles=handles, frameon=False, loc="lower right")
+    ax.legend(handles=handles, frameon=False, loc="upper right")
     ax.set(xlabel=metric, title=title or f"{metric} by run (lower is better)")
     return fig
 
