@@ -1,0 +1,157 @@
+"""The CI/CD pipeline: each stage, each refusal path, and the promise that a refusal leaves the registry as it was."""
+
+from __future__ import annotations
+
+import shutil
+
+import mlflow
+import pandas as pd
+import pytest
+
+from mlops_helpers import checkpoints, data, pipeline, workspace
+
+NAME = checkpoints.MODEL_NAME
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A workspace with notebook 03's state (a champion), built once and copied for each test."""
+    root = tmp_path_factory.mktemp("template") / "workspace"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COURSE_WORKSPACE", str(root))
+        checkpoints.ensure_champion(workspace.setup())
+    return root
+
+
+@pytest.fixture
+def ws(template, tmp_path, monkeypatch):
+    root = tmp_path / "workspace"
+    shutil.copytree(template, root)
+    monkeypatch.setenv("COURSE_WORKSPACE", str(root))
+    return workspace.setup()
+
+
+@pytest.fixture(scope="module")
+def batches(tmp_path_factory):
+    """CSV batches in the source format: January-May (good), the same corrupted, and too short."""
+    folder = tmp_path_factory.mktemp("batches")
+    raw = pd.read_csv(data.DATA_DIR / data.BIKES_FILE)
+    good = raw[raw["day"] <= 151]
+    good.to_csv(folder / "jan-may.csv", index=False)
+    bad = good.copy()
+    bad.loc[bad.index[:50], "temp"] = 25.0
+    bad.loc[bad.index[60], "weathersit"] = "sunny"
+    bad.to_csv(folder / "corrupted.csv", index=False)
+    good.head(24 * 9).to_csv(folder / "nine-days.csv", index=False)
+    return folder
+
+
+def _state():
+    return pipeline.registry_state(mlflow.MlflowClient(), NAME)
+
+
+def _config(path, **kw):
+    return pipeline.PipelineConfig(data=path, integration_test=False, **kw)
+
+
+def test_a_better_model_is_promoted_and_the_old_champion_kept(ws, batches):
+    before = _state()
+    result = pipeline.run_pipeline(_config(batches / "jan-may.csv", window=("2011-01-01", "2011-06-01")))
+    assert result.exit_code == 0 and result.promoted
+    assert [s.stage for s in result.stages] == ["validate", "train", "evaluate", "register", "integration", "promote"]
+    after = _state()
+    assert after["aliases"] == {"champion": result.version, "previous-champion": before["aliases"]["champion"]}
+    assert after["versions"] == [*before["versions"], int(result.version)]
+    run = mlflow.get_run(result.run_id)
+    assert run.data.metrics["holdout_rmse"] < run.data.metrics["champion_holdout_rmse"]
+    assert run.data.tags["stage.6.promote"] == "passed" and run.data.tags["pipeline.exit_code"] == "0"
+    audit = mlflow.MlflowClient().get_model_version(NAME, result.version).tags["alias.champion"]
+    assert '"why": "pipeline run"' in audit
+
+
+def test_corrupted_data_is_refused_before_training(ws, batches):
+    before = _state()
+    result = pipeline.run_pipeline(_config(batches / "corrupted.csv"))
+    assert result.exit_code == pipeline.EXIT_CODES["validate"] == 10
+    assert [s.stage for s in result.stages] == ["validate"]
+    assert {v["column"] for v in result.stages[0].details["violations"]} == {"temp", "weathersit"}
+    assert _state() == before
+    assert not mlflow.get_run(result.run_id).outputs.model_outputs  # nothing trained
+
+
+def test_a_window_mismatch_is_a_validation_refusal(ws, batches):
+    result = pipeline.run_pipeline(_config(batches / "jan-may.csv", window=("2011-02-01", "2011-06-01")))
+    assert result.exit_code == 10 and "day,hr" in result.stages[0].verdict
+
+
+def test_too_little_data_is_refused_at_training(ws, batches):
+    before = _state()
+    result = pipeline.run_pipeline(_config(batches / "nine-days.csv", holdout_days=7))
+    assert result.exit_code == pipeline.EXIT_CODES["train"] and "too little data" in result.stages[-1].verdict
+    assert _state() == before
+
+
+def test_a_weaker_model_is_refused_by_the_gate(ws, batches):
+    promoted = pipeline.run_pipeline(_config(batches / "jan-may.csv"))
+    before = _state()
+    result = pipeline.run_pipeline(_config(batches / "jan-may.csv", family="ridge", max_rmse=1000))
+    assert result.exit_code == pipeline.EXIT_CODES["evaluate"] == 30
+    assert "not better than the champion" in result.stages[-1].verdict
+    assert _state() == before and before["aliases"]["champion"] == promoted.version
+    run = mlflow.get_run(result.run_id)
+    assert run.data.tags["stage.3.evaluate"] == "refused"  # the refusal is recorded on the run
+
+
+def test_the_absolute_threshold_refuses_without_a_champion_too(ws, batches):
+    result = pipeline.run_pipeline(_config(batches / "jan-may.csv", max_rmse=5.0, model_name="brand-new"))
+    assert result.exit_code == 30 and "above the threshold 5.00" in result.stages[-1].verdict
+    assert pipeline.registry_state(mlflow.MlflowClient(), "brand-new")["exists"] is False
+
+
+@pytest.mark.parametrize(
+    ("stage", "target"),
+    [("register", "register_model"), ("integration", "integration_test"), ("promote", "promote")],
+)
+def test_failures_after_training_leave_the_registry_as_it_was(ws, batches, monkeypatch, stage, target):
+    before = _state()
+
+    def broken(*args, **kwargs):
+        if target == "integration_test":
+            return ["the input example got HTTP 500"]
+        raise RuntimeError(f"{target} broke")
+
+    monkeypatch.setattr(mlflow if target == "register_model" else pipeline, target, broken)
+    config = _config(batches / "jan-may.csv")
+    config.integration_test = stage == "integration"
+    result = pipeline.run_pipeline(config)
+    assert result.exit_code == pipeline.EXIT_CODES[stage]
+    assert result.failed_stage == stage and result.version is None
+    assert _state() == before  # same aliases, no half-registered version
+
+
+def test_rollback_swaps_and_a_second_rollback_undoes_it(ws, batches):
+    old = _state()["aliases"]["champion"]
+    new = pipeline.run_pipeline(_config(batches / "jan-may.csv")).version
+    client = mlflow.MlflowClient()
+    assert pipeline.rollback(client, NAME, "bad release") == {"champion": old, "previous-champion": new}
+    assert _state()["aliases"] == {"champion": old, "previous-champion": new}
+    pipeline.rollback(client, NAME, "it was fine")
+    assert _state()["aliases"] == {"champion": new, "previous-champion": old}
+    assert "bad release" in client.get_model_version(NAME, old).tags["alias.champion"]
+    assert len(_state()["versions"]) == 2  # nothing deleted
+
+
+def test_rollback_without_a_previous_champion_is_refused(ws):
+    with pytest.raises(pipeline.StageRefused, match="nothing to roll back to"):
+        pipeline.rollback(mlflow.MlflowClient(), NAME)
+
+
+def test_cli_exit_codes(ws, batches, capsys):
+    assert pipeline.main(["run", "--data", str(batches / "corrupted.csv"), "--no-integration-test"]) == 10
+    assert pipeline.main(["run", "--data", str(batches / "missing.csv")]) == 2
+    assert pipeline.main(["rollback"]) == pipeline.EXIT_CODES["rollback"]
+    assert pipeline.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "validate    REFUSED data contract" in out and "REFUSED at validate (exit 10)" in out
+    with pytest.raises(SystemExit):
+        pipeline.main(["run", "--data", "x.csv", "--window", "2011-06-01:2011-01-01"])
