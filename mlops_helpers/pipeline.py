@@ -275,7 +275,11 @@ def integration_test(model_uri: str, example: pd.DataFrame, expected, log_path: 
     failed: list[str] = []
     command = [sys.executable, "-m", "mlops_helpers.serving", "--model", model_uri, "--port", "{port}"]
     command += ["--log", str(log_path)]
-    service = processes.start(command, name="pipeline-integration", health_path="/health", timeout=90)
+    import mlflow
+
+    # The service must read the registry this run writes to (a tracking server in CI, the workspace locally).
+    env = {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "MLFLOW_REGISTRY_URI": mlflow.get_registry_uri()}
+    service = processes.start(command, name="pipeline-integration", health_path="/health", timeout=90, env=env)
     with service, requests.Session() as http:
         health = http.get(f"{service.url}/health", timeout=10).json()
         if str(health.get("version")) != model_uri.rsplit("/", 1)[-1]:
