@@ -31,9 +31,16 @@ def _fill_empty(shares: np.ndarray) -> np.ndarray:
     return np.where(shares == 0, fill, shares)
 
 
+def _finite(values: pd.Series) -> pd.Series:
+    """The values without missing and infinite ones (Evidently drops both before any test)."""
+    if pd.api.types.is_numeric_dtype(values):
+        values = values.replace([np.inf, -np.inf], np.nan)
+    return values.dropna()
+
+
 def binned_shares(reference: pd.Series, current: pd.Series, kind: str = "numeric") -> tuple[np.ndarray, np.ndarray]:
     """The share of reference and current values in each bin (Evidently's binning; see the module docstring)."""
-    reference, current = reference.dropna(), current.dropna()
+    reference, current = _finite(reference), _finite(current)
     if kind == "numeric" and reference.nunique() > 20:
         both = np.concatenate([reference.to_numpy(dtype="float64"), current.to_numpy(dtype="float64")])
         edges = np.histogram_bin_edges(both, bins="sturges")
@@ -57,8 +64,8 @@ def ks_pvalues(reference: pd.DataFrame, current: pd.DataFrame) -> np.ndarray:
     from scipy.stats import ks_2samp
 
     ref, cur = reference.to_numpy(dtype="float64"), current.to_numpy(dtype="float64")
-    if np.isnan(ref).any() or np.isnan(cur).any():  # the vectorised path needs complete columns
-        return np.array([ks_2samp(reference[c].dropna(), current[c].dropna()).pvalue for c in reference.columns])
+    if not (np.isfinite(ref).all() and np.isfinite(cur).all()):  # the vectorised path needs complete columns
+        return np.array([ks_2samp(_finite(reference[c]), _finite(current[c])).pvalue for c in reference.columns])
     return np.atleast_1d(ks_2samp(ref, cur, axis=0).pvalue)
 
 
