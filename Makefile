@@ -12,10 +12,18 @@ export DO_NOT_TRACK := true
 WORKSPACE ?= workspace
 PORT      ?= 5000
 
-.PHONY: help setup course lab mlflow-ui test lint format unit notebooks nbval refresh lock clean
+.PHONY: help system-deps setup course lab mlflow-ui test lint format unit notebooks nbval refresh lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+system-deps:  ## Prometheus and Alertmanager from Debian/Ubuntu packages (asks for sudo unless root)
+	@if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null; then \
+	  echo "prometheus and prometheus-alertmanager are installed"; \
+	else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus prometheus-alertmanager; \
+	fi
 
 setup: $(STAMP)  ## create .venv, install the pinned environment and mlops_helpers, register the course kernel
 
