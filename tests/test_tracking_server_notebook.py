@@ -1,0 +1,73 @@
+"""Notebook 02 leaves no tracking server behind: not when it runs to the end, not when a cell fails mid-way.
+
+The notebook shows its server (``<Server mlflow-server running on http://127.0.0.1:PORT pid=N>``) right after
+starting it; the executed copy, kept by the runner even on failure, tells us which PID and port to check.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+from mlops_helpers import course, processes
+
+#: A server stopped by the kernel's exit hook can still be finishing its SIGTERM when the run returns.
+GRACE_SECONDS = 10
+STARTED = re.compile(r"<Server mlflow-server running on http://127\.0\.0\.1:(\d+) pid=(\d+)>")
+
+
+def _started_server(executed: str) -> tuple[int, int]:
+    """The (port, pid) the executed notebook printed when its server was up."""
+    nb = nbformat.read(executed, as_version=4)
+    texts = [o.get("data", {}).get("text/plain", "") for c in nb.cells for o in c.get("outputs", [])]
+    found = [m.groups() for t in texts if (m := STARTED.search(t))]
+    assert len(found) == 1, f"the notebook should show its running server once, found {found}"
+    port, pid = found[0]
+    return int(port), int(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _exits_within(pid: int, seconds: float) -> bool:
+    """True when ``pid`` is gone, or goes within ``seconds`` (a server that got SIGTERM may still be shutting down)."""
+    deadline = time.monotonic() + seconds
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _processes_using(folder: Path) -> list[str]:
+    """Command lines of live processes that name ``folder`` (the notebook's server stores live there)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(folder) in cmdline and _alive(proc.pid):
+            found.append(cmdline)
+    return found
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["runs-to-the-end", "fails-after-start"])
+def test_notebook_02_leaves_no_server_behind(tmp_path, monkeypatch, fail):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # no shared server: the notebook starts its own
+    ws = tmp_path / "ws"
+    (result,) = course.run(["02"], ws, {"FAIL_AFTER_START": fail})
+    if fail:
+        assert result.status == "failed" and "FAIL_AFTER_START" in result.error
+    else:
+        assert result.status == "ok", result.error
+    port, pid = _started_server(result.output)
+    assert _exits_within(pid, GRACE_SECONDS), f"the server (pid {pid}) outlived the notebook"
+    assert processes.port_is_free(port), f"port {port} is still taken after the notebook"
+    assert not _processes_using(ws / "server"), "a process still uses the notebook's server stores"
