@@ -105,6 +105,42 @@ def install_kernel() -> Path:
     return spec_file
 
 
+def leftover_processes(root: Path, wait: float = 15.0) -> list[str]:
+    """Processes still running with ``COURSE_WORKSPACE=root`` after a notebook (servers it did not stop).
+
+    Waits up to ``wait`` seconds for them to exit by themselves (a server may still be handling its SIGTERM), then
+    stops the rest by PID and returns their command lines, so that one notebook's leak cannot disturb the next.
+    """
+    import psutil
+
+    me = os.getpid()
+    mine = {me, *(p.pid for p in psutil.Process(me).parents())}
+
+    def find() -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter():
+            if proc.pid in mine:
+                continue
+            try:
+                if proc.environ().get(ENV_VAR) == str(root) and proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        return found
+
+    deadline = time.monotonic() + wait
+    while (left := find()) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    described = []
+    for proc in left:
+        try:
+            described.append(f"pid {proc.pid}: {' '.join(proc.cmdline())[:200]}")
+            proc.kill()
+        except psutil.NoSuchProcess:
+            continue
+    return described
+
+
 def _describe_failure(exc: Exception) -> str:
     cell = getattr(exc, "cell_index", None)
     count = getattr(exc, "exec_count", None)
@@ -187,6 +223,10 @@ def run(
     for path in paths:
         print(f"running {path.name} ...", flush=True)
         result = run_notebook(path, executed / path.name, parameters, timeout=timeout, log_output=log_output)
+        left = leftover_processes(root)
+        if left and result.status == "ok":
+            result.status = "failed"
+            result.error = f"left {len(left)} process(es) running (now killed): {'; '.join(left)}"
         print(
             f"  {result.status} in {result.seconds:.1f} s" + (f" - {result.error}" if result.error else ""), flush=True
         )

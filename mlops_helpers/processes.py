@@ -8,7 +8,8 @@ Alertmanager) goes through :func:`start`:
   :class:`ServerError` with the tail of the server's log;
 - :meth:`Server.stop` sends SIGTERM to the process and every child it started (found by PID, in its own process
   group), waits, then SIGKILLs what is left. Used as a context manager it runs even when a cell fails, and an
-  ``atexit`` hook stops anything still running when the interpreter (the notebook kernel) exits.
+  ``atexit`` hook stops anything still running when the interpreter (the notebook kernel) exits, and a small
+  watchdog process stops the server if the interpreter dies without running its exit hooks (killed by a signal).
 
 Processes are never looked up or killed by name.
 """
@@ -34,6 +35,33 @@ import psutil
 from mlops_helpers.workspace import QUIET_ENV, default_root
 
 HOST = "127.0.0.1"
+
+#: A tiny process started beside each server: when the process that started the server dies without stopping it
+#: (a notebook kernel killed before its exit hooks finished, say), it stops the server's process group.
+WATCHDOG = """
+import os, signal, sys, time
+parent, group = int(sys.argv[1]), int(sys.argv[2])
+def exists(kill, target):
+    try:
+        kill(target, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+while exists(os.kill, parent):
+    if not exists(os.killpg, group):
+        sys.exit(0)
+    time.sleep(0.5)
+for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 0)):
+    try:
+        os.killpg(group, sig)
+    except ProcessLookupError:
+        sys.exit(0)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and exists(os.killpg, group):
+        time.sleep(0.2)
+"""
 _running: dict[int, Server] = {}
 _lock = threading.Lock()
 
@@ -93,6 +121,7 @@ class Server:
         self._env = venv_env(env)
         self._cwd = str(cwd) if cwd else None
         self.process: subprocess.Popen | None = None
+        self.watchdog: subprocess.Popen | None = None
 
     # -- facts
     @property
@@ -143,6 +172,13 @@ class Server:
                     f"{self.name}: cannot start {self.command[0]!r}: not found on PATH. Is it installed "
                     f"(make setup), or for a system tool, see the README's troubleshooting?"
                 ) from exc
+        self.watchdog = subprocess.Popen(
+            [sys.executable, "-c", WATCHDOG, str(os.getpid()), str(self.process.pid)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         with _lock:
             _running[self.process.pid] = self
         return self
@@ -186,6 +222,9 @@ class Server:
         """
         if self.process is None:
             return None
+        if self.watchdog is not None:  # stopped on purpose: the watchdog must not act on a reused group id later
+            self.watchdog.kill()
+            self.watchdog.wait()
         pid = self.process.pid
         try:
             main = psutil.Process(pid)

@@ -88,3 +88,14 @@ def test_clean_executed_strips_papermill_metadata(notebook_dir, tmp_path):
     assert all("papermill" not in c.metadata and "execution" not in c.metadata for c in cleaned.cells)
     assert [c.execution_count for c in cleaned.cells] == [1, 2, 3]
     assert cleaned.cells[2].outputs[0]["data"]["text/plain"] == "2"
+
+
+def test_a_notebook_that_leaves_a_server_running_fails(notebook_dir, tmp_path):
+    leak = (
+        "import subprocess, sys\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], start_new_session=True)"
+    )
+    _notebook(notebook_dir / "03_leaks.ipynb", [leak])
+    (result,) = course.run(["03"], tmp_path / "ws", notebook_dir=notebook_dir)
+    assert result.status == "failed" and "left 1 process(es) running" in result.error
+    assert not course.leftover_processes(tmp_path / "ws", wait=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.request
 
 import psutil
@@ -135,3 +136,32 @@ def test_venv_bin_comes_first_on_path():
 
 def test_free_port_is_free():
     assert processes.port_is_free(processes.free_port())
+
+
+def test_the_watchdog_stops_servers_when_their_starter_is_killed(tmp_path, tmp_workspace):
+    script = _script(
+        tmp_path,
+        "killed.py",
+        """
+        import os, signal, sys
+        from mlops_helpers import processes
+        server = processes.start([sys.executable, "-m", "http.server", "{port}", "--bind", "{host}"], name="orphan")
+        print(server.pid, server.port, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)  # no atexit hook runs
+        """,
+    )
+    done = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -9
+    pid, port = map(int, done.stdout.split())
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not _gone(pid):
+        time.sleep(0.2)
+    assert _gone(pid) and processes.port_is_free(port)
+
+
+def test_a_stopped_server_leaves_no_watchdog(tmp_workspace):
+    server = processes.start(HTTP_SERVER, name="watched")
+    watchdog = server.watchdog
+    assert watchdog is not None and watchdog.poll() is None
+    server.stop()
+    assert watchdog.poll() is not None

@@ -58,7 +58,9 @@ def _processes_using(folder: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("fail", [False, True], ids=["runs-to-the-end", "fails-after-start"])
+# The run to the end is checked by the runner itself in every `make notebooks` (mlops_helpers.course fails a notebook
+# that leaves a process running); here the harder case: a cell fails while the server is up.
+@pytest.mark.parametrize("fail", [True], ids=["fails-after-start"])
 def test_notebook_02_leaves_no_server_behind(tmp_path, monkeypatch, fail):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # no shared server: the notebook starts its own
     ws = tmp_path / "ws"
