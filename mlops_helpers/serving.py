@@ -1,4 +1,4 @@
-"""The course's prediction service: FastAPI in front of a registered model (introduced in notebook 04; 09 adds variants).
+"""The course's prediction service: FastAPI in front of a registered model (introduced in notebook 04; variants: 09).
 
 Command line (notebooks start it through :func:`mlops_helpers.processes.start`)::
 
@@ -206,7 +206,7 @@ class PredictionLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._lock = threading.Lock()
-        if self.path.stat().st_size and not self.path.read_bytes()[-1:] == b"\n":
+        if self.path.stat().st_size and self.path.read_bytes()[-1:] != b"\n":
             self._write(b"\n")
 
     def _write(self, data: bytes) -> None:
@@ -289,7 +289,15 @@ def create_app(
     from fastapi import FastAPI, Request, Response
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, Info, disable_created_metrics, generate_latest
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        Counter,
+        Histogram,
+        Info,
+        disable_created_metrics,
+        generate_latest,
+    )
 
     ref = resolve(model_uri)
     model = model or mlflow.pyfunc.load_model(model_uri)
@@ -384,7 +392,8 @@ def create_app(
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             where = ["body", "records", int(bad[0])] if len(rows) > 1 else ["body"]
-            return refuse([{"loc": where, "msg": "the prediction is not finite: input values outside the model's range"}])
+            problem = "the prediction is not finite: input values outside the model's range"
+            return refuse([{"loc": where, "msg": problem}])
         request_id = uuid.uuid4().hex
         now = datetime.now(UTC).isoformat(timespec="microseconds")
         answer = [float(v) for v in values]
@@ -434,11 +443,14 @@ overflow:auto}h2{border-top:1px solid #ccc;padding-top:.6em}code{background:#f4f
 <body><h1>{title}</h1><p>Rendered offline from <a href="openapi.json">openapi.json</a>.</p><div id="api"></div>
 <script>
 fetch("openapi.json").then(r => r.json()).then(spec => {
-  const out = document.getElementById("api"), esc = s => String(s).replace(/[&<>]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;"}[c]));
+  const out = document.getElementById("api");
+  const esc = s => String(s).replace(/[&<>]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;"}[c]));
   let html = "<p>" + esc(spec.info.summary || "") + "</p>";
   for (const [path, ops] of Object.entries(spec.paths)) for (const [method, op] of Object.entries(ops)) {
-    html += "<h2><code>" + method.toUpperCase() + " " + esc(path) + "</code></h2><p>" + esc(op.description || op.summary || "") + "</p>";
-    if (op.requestBody) html += "<h3>Request body</h3><pre>" + esc(JSON.stringify(op.requestBody.content, null, 2)) + "</pre>";
+    html += "<h2><code>" + method.toUpperCase() + " " + esc(path) + "</code></h2>";
+    html += "<p>" + esc(op.description || op.summary || "") + "</p>";
+    const body = op.requestBody ? JSON.stringify(op.requestBody.content, null, 2) : "";
+    if (body) html += "<h3>Request body</h3><pre>" + esc(body) + "</pre>";
     html += "<h3>Responses</h3><pre>" + esc(JSON.stringify(op.responses, null, 2)) + "</pre>";
   }
   html += "<h2>Schemas</h2><pre>" + esc(JSON.stringify((spec.components || {}).schemas || {}, null, 2)) + "</pre>";
@@ -484,8 +496,8 @@ __all__ = [
     "ModelRef",
     "PredictionLog",
     "create_app",
-    "fast_predict",
     "default_log_path",
+    "fast_predict",
     "log_frame",
     "main",
     "read_log",

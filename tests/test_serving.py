@@ -188,11 +188,13 @@ def test_metrics_count_requests_by_status_and_carry_the_version(client, record, 
     response = client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain; version=")
     after = response.text
-    ok, refused = ("http_requests_total", {"path": "/predict", "status": "200"}), ("http_requests_total", {"path": "/predict", "status": "422"})
-    assert _metric(after, ok[0], **ok[1]) - _metric(before, ok[0], **ok[1]) == 2
-    assert _metric(after, refused[0], **refused[1]) - _metric(before, refused[0], **refused[1]) == 1
-    rows = ("predicted_rows_total", {"version": str(version.version)})
-    assert _metric(after, *rows[:1], **rows[1]) - _metric(before, *rows[:1], **rows[1]) == 3
+
+    def grew(name: str, **labels: str) -> float:
+        return _metric(after, name, **labels) - _metric(before, name, **labels)
+
+    assert grew("http_requests_total", path="/predict", status="200") == 2
+    assert grew("http_requests_total", path="/predict", status="422") == 1
+    assert grew("predicted_rows_total", version=str(version.version)) == 3
     assert _metric(after, "prediction_value_count", version=str(version.version)) >= 3
     assert _metric(after, "http_request_duration_seconds_count", path="/predict") >= 3
     assert _metric(after, "model_info", version=str(version.version), alias="champion") == 1
