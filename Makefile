@@ -12,7 +12,7 @@ export DO_NOT_TRACK := true
 WORKSPACE ?= workspace
 PORT      ?= 5000
 
-.PHONY: help setup course lab mlflow-ui test lint format unit notebooks nbval refresh lock clean
+.PHONY: help setup course lab mlflow-ui test lint format unit notebooks nbval refresh lock bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ refresh: setup  ## maintainers: re-execute notebooks (NB="01 02" for some) and w
 
 lock:  ## re-resolve requirements.in into requirements.lock (needs the package index)
 	PYTHON=$(PYTHON) scripts/lock.sh
+
+bench: setup  ## single-row latency and throughput: mlflow models serve vs the course's service (not a test)
+	$(PY) benchmarks/serving_latency.py
 
 clean:  ## remove the workspace (tracking database, artifacts, logs, executed notebooks)
 	rm -rf workspace
