@@ -39,6 +39,7 @@ import os
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,18 +133,33 @@ def signature_columns(model) -> list[Column]:
     return columns
 
 
-def fast_predict(model):
-    """The function that predicts for a validated DataFrame.
+_NUMERIC = {"double", "float", "long", "integer"}
 
-    For a scikit-learn model it is the estimator's own ``predict``: the request has already been validated against
-    the signature and the frame built with its columns and dtypes, which is what pyfunc's schema enforcement would
-    do again (about half the time of a single-row prediction). Other flavours go through ``model.predict``.
+
+def fast_predict(model, columns: list[Column]):
+    """``(predict, order)``: the function that predicts for validated rows, and how to hand them over.
+
+    The request has already been validated against the signature, which is what pyfunc's schema enforcement and
+    scikit-learn's input checks would do again. So for a scikit-learn estimator fitted on exactly the signature's
+    numeric columns, ``order`` is its ``feature_names_in_`` and ``predict`` takes a float array in that order: the
+    same numbers, about a third of the time of ``model.predict(frame)`` for one row. Otherwise ``order`` is ``None``
+    and ``predict`` takes a DataFrame (the estimator's own ``predict`` for scikit-learn, else ``model.predict``).
     """
-    if getattr(model, "loader_module", None) == "mlflow.sklearn":
-        estimator = model.get_raw_model()
-        if hasattr(estimator, "predict"):
-            return estimator.predict
-    return model.predict
+    if getattr(model, "loader_module", None) != "mlflow.sklearn":
+        return model.predict, None
+    estimator = model.get_raw_model()
+    names = list(getattr(estimator, "feature_names_in_", []))
+    if sorted(names) == sorted(c.name for c in columns) and all(c.mlflow_type in _NUMERIC for c in columns):
+
+        def predict_array(X):
+            # The array has no column names: the order was checked above, so scikit-learn's reminder is noise.
+            # (catch_warnings is process-wide: fine here, the service predicts on its event loop's thread only.)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+                return estimator.predict(X)
+
+        return predict_array, names
+    return estimator.predict, None
 
 
 def request_models(columns: list[Column]):
@@ -302,7 +318,7 @@ def create_app(
     ref = resolve(model_uri)
     model = model or mlflow.pyfunc.load_model(model_uri)
     columns = signature_columns(model)
-    predict_rows = fast_predict(model)
+    predict_rows, order = fast_predict(model, columns)
     names = [c.name for c in columns]
     dtypes = {c.name: c.dtype for c in columns}
     _, _, Body = request_models(columns)
@@ -378,14 +394,17 @@ def create_app(
         """The model being served: name, version, alias and URI."""
         return {"status": "ok", "model": ref.name, "version": ref.version, "alias": ref.alias, "uri": ref.uri}
 
-    async def predict(body, response):
+    async def predict(body):
         """Predict for one record or a batch ``{"records": [...]}``; every row goes to the prediction log."""
         records = body.records if hasattr(body, "records") else [body]
         rows = [record.model_dump() for record in records]
         try:
-            frame = pd.DataFrame({n: np.array([row[n] for row in rows], dtype=dtypes[n]) for n in names}, copy=False)
+            if order:
+                inputs = np.array([[row[n] for n in order] for row in rows], dtype="float64")
+            else:
+                inputs = pd.DataFrame({n: np.array([row[n] for row in rows], dtype=dtypes[n]) for n in names})
             with np.errstate(all="ignore"):
-                values = np.asarray(predict_rows(frame), dtype="float64").reshape(-1)
+                values = np.asarray(predict_rows(inputs), dtype="float64").reshape(-1)
         except (ValueError, TypeError, ArithmeticError, mlflow.exceptions.MlflowException) as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return refuse([{"loc": ["body"], "msg": f"the model cannot predict for this input: {message}"}])
@@ -414,14 +433,22 @@ def create_app(
         rows_total.labels(version_label).inc(len(answer))
         for value in answer:
             predictions.labels(version_label).observe(value)
-        response.headers[REQUEST_ID_HEADER] = request_id
-        return {"model": ref.name, "version": ref.version, "request_id": request_id, "predictions": answer}
+        # A response object, not a dict: FastAPI would encode the dict field by field, which costs more than the model.
+        return JSONResponse(
+            {"model": ref.name, "version": ref.version, "request_id": request_id, "predictions": answer},
+            headers={REQUEST_ID_HEADER: request_id},
+        )
 
     # Set here, not in the signature: with postponed annotations FastAPI could not resolve the generated `Body`.
-    predict.__annotations__ = {"body": Body, "response": Response, "return": dict}
+    predict.__annotations__ = {"body": Body, "return": JSONResponse}
+    example = {"model": ref.name, "version": ref.version, "request_id": "0" * 32, "predictions": [42.0]}
     app.post(
         "/predict",
-        responses={422: {"description": "The request breaks the model's signature: `detail` names field and problem"}},
+        response_class=JSONResponse,
+        responses={
+            200: {"description": "One prediction per row", "content": {"application/json": {"example": example}}},
+            422: {"description": "The request breaks the model's signature: `detail` names field and problem"},
+        },
     )(predict)
 
     @app.get("/metrics", include_in_schema=False)
