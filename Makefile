@@ -44,12 +44,12 @@ mlflow-ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) for $(WORKSPACE) (e.g. W
 test: setup lint unit notebooks nbval  ## everything CI checks: lint, unit tests, papermill run, nbval
 
 lint: setup  ## ruff over the package, the tests and the notebooks
-	$(VENV)/bin/ruff check mlops_helpers tests notebooks
-	$(VENV)/bin/ruff format --check mlops_helpers tests
+	$(VENV)/bin/ruff check mlops_helpers tests benchmarks notebooks
+	$(VENV)/bin/ruff format --check mlops_helpers tests benchmarks
 
 format: setup  ## apply ruff's fixes and formatting
-	$(VENV)/bin/ruff check --fix mlops_helpers tests notebooks
-	$(VENV)/bin/ruff format mlops_helpers tests
+	$(VENV)/bin/ruff check --fix mlops_helpers tests benchmarks notebooks
+	$(VENV)/bin/ruff format mlops_helpers tests benchmarks
 
 unit: setup  ## unit tests of the package, the data, the environment and the committed notebooks' structure
 	$(PY) -m pytest -q tests

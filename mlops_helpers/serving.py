@@ -410,7 +410,7 @@ def create_app(
             return refuse([{"loc": ["body"], "msg": f"the model cannot predict for this input: {message}"}])
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            where = ["body", "records", int(bad[0])] if len(rows) > 1 else ["body"]
+            where = ["body", "batch", "records", int(bad[0])] if len(rows) > 1 else ["body", "record"]
             problem = "the prediction is not finite: input values outside the model's range"
             return refuse([{"loc": where, "msg": problem}])
         request_id = uuid.uuid4().hex
