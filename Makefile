@@ -12,7 +12,7 @@ export DO_NOT_TRACK := true
 WORKSPACE ?= workspace
 PORT      ?= 5000
 
-.PHONY: help system-deps setup course lab mlflow-ui test lint format unit notebooks nbval refresh lock clean
+.PHONY: help system-deps setup course lab mlflow-ui test lint format unit notebooks nbval refresh lock bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,12 +52,12 @@ mlflow-ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) for $(WORKSPACE) (e.g. W
 test: setup lint unit notebooks nbval  ## everything CI checks: lint, unit tests, papermill run, nbval
 
 lint: setup  ## ruff over the package, the tests and the notebooks
-	$(VENV)/bin/ruff check mlops_helpers tests notebooks
-	$(VENV)/bin/ruff format --check mlops_helpers tests
+	$(VENV)/bin/ruff check mlops_helpers tests benchmarks notebooks
+	$(VENV)/bin/ruff format --check mlops_helpers tests benchmarks
 
 format: setup  ## apply ruff's fixes and formatting
-	$(VENV)/bin/ruff check --fix mlops_helpers tests notebooks
-	$(VENV)/bin/ruff format mlops_helpers tests
+	$(VENV)/bin/ruff check --fix mlops_helpers tests benchmarks notebooks
+	$(VENV)/bin/ruff format mlops_helpers tests benchmarks
 
 unit: setup  ## unit tests of the package, the data, the environment and the committed notebooks' structure
 	$(PY) -m pytest -q tests
@@ -77,6 +77,9 @@ refresh: setup  ## maintainers: re-execute notebooks (NB="01 02" for some) and w
 
 lock:  ## re-resolve requirements.in into requirements.lock (needs the package index)
 	PYTHON=$(PYTHON) scripts/lock.sh
+
+bench: setup  ## single-row latency and throughput: mlflow models serve vs the course's service (not a test)
+	$(PY) benchmarks/serving_latency.py
 
 clean:  ## remove the workspace (tracking database, artifacts, logs, executed notebooks)
 	rm -rf workspace

@@ -12,6 +12,8 @@ tagged ``checkpoint=true`` so it is never mistaken for the learner's own work.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -145,6 +147,9 @@ def ensure_champion(ws: Workspace | None = None, model_name: str = MODEL_NAME, e
         pass
     best = ensure_runs(ws, experiment).iloc[0]
     model_id = mlflow.get_run(best["run_id"]).outputs.model_outputs[0].model_id
-    version = mlflow.register_model(f"models:/{model_id}", model_name, tags={"checkpoint": "true"})
+    # Quietly: mlflow prints "Successfully registered ..." to stderr, and a checkpoint cell must show the same output
+    # whether it rebuilt the state or found it.
+    with contextlib.redirect_stderr(io.StringIO()):
+        version = mlflow.register_model(f"models:/{model_id}", model_name, tags={"checkpoint": "true"})
     client.set_registered_model_alias(model_name, "champion", version.version)
     return client.get_model_version_by_alias(model_name, "champion")

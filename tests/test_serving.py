@@ -1,0 +1,344 @@
+"""The prediction service: validation against the signature, the log, the metrics, and the real service on loopback.
+
+A champion is registered once for the module in a temporary workspace (about 10 s). The unit tests use FastAPI's
+TestClient; the live tests start `python -m mlops_helpers.serving` through `processes.start`, fuzz its OpenAPI with
+schemathesis and load it from 8 concurrent clients. No test asserts a time: speed is in `make bench`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from mlops_helpers import checkpoints, data, processes, serving, workspace
+
+URI = f"models:/{checkpoints.MODEL_NAME}@champion"
+# Starlette's TestClient warns about its own transport; nothing the course can act on.
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory):
+    """A workspace with a registered champion; the environment is restored afterwards."""
+    root = tmp_path_factory.mktemp("serving") / "workspace"
+    names = ("COURSE_WORKSPACE", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = {name: os.environ.get(name) for name in names}
+    ws = workspace.setup(root)
+    version = checkpoints.ensure_champion(ws)
+    yield ws, version
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def frame():
+    X, _ = data.xy(data.window(data.load_bikes(), checkpoints.VALIDATION_START, checkpoints.TRAIN_END))
+    return X.head(20)
+
+
+@pytest.fixture(scope="module")
+def record(frame):
+    return frame.iloc[0].to_dict()
+
+
+@pytest.fixture(scope="module")
+def loaded(champion):
+    import mlflow
+
+    return mlflow.pyfunc.load_model(URI)
+
+
+@pytest.fixture(scope="module")
+def app(champion, loaded):
+    ws, _ = champion
+    return serving.create_app(URI, log_path=ws.path("test-service", "predictions.jsonl"), model=loaded)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            found = dict(part.split("=", 1) for part in line[line.find("{") + 1 : line.find("}")].split(",") if part)
+            if all(found.get(k) == f'"{v}"' for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+# -- validation, with TestClient --------------------------------------------------------------------------------------
+
+
+def test_health_names_the_resolved_version(client, champion):
+    _, version = champion
+    assert client.get("/health").json() == {
+        "status": "ok",
+        "model": checkpoints.MODEL_NAME,
+        "version": str(version.version),
+        "alias": "champion",
+        "uri": URI,
+    }
+
+
+def test_record_and_batch_predict_what_the_model_predicts(client, frame, record, loaded):
+    expected = loaded.predict(frame)
+    one = client.post("/predict", json=record)
+    assert one.status_code == 200
+    assert one.headers["X-Request-ID"] == one.json()["request_id"]
+    assert np.isclose(one.json()["predictions"][0], expected[0])
+    batch = client.post("/predict", json={"records": frame.to_dict(orient="records")})
+    assert batch.status_code == 200
+    assert np.allclose(batch.json()["predictions"], expected)
+
+
+def test_integers_are_accepted_for_float_columns(client, record):
+    assert client.post("/predict", json={**record, "hr": 8}).status_code == 200
+
+
+BAD_BODIES = {
+    "missing column": (lambda r: {k: v for k, v in r.items() if k != "temp"}, ["body", "record", "temp"], "required"),
+    "wrong type": (lambda r: {**r, "hr": "eight"}, ["body", "record", "hr"], "valid number"),
+    "number as a string": (lambda r: {**r, "hr": "8"}, ["body", "record", "hr"], "valid number"),
+    "boolean for a number": (lambda r: {**r, "hr": True}, ["body", "record", "hr"], "valid number"),
+    "null": (lambda r: {**r, "hum": None}, ["body", "record", "hum"], "valid number"),
+    "extra field": (lambda r: {**r, "temperature": 20}, ["body", "record", "temperature"], "not permitted"),
+    "bare list": (lambda r: [r], ["body", "record"], "valid dictionary"),
+    "empty batch": (lambda r: {"records": []}, ["body", "batch", "records"], "at least 1"),
+    "bad row in a batch": (lambda r: {"records": [r, {**r, "temp": "hot"}]}, ["body", "batch", "records", 1], "number"),
+    "too many rows": (lambda r: {"records": [r] * (serving.MAX_BATCH + 1)}, ["body", "batch", "records"], "at most"),
+    "huge integer": (lambda r: {**r, "temp": 10**400}, ["body", "record", "temp"], "number"),
+    "out of float32 range": (lambda r: {**r, "temp": 1e300}, ["body"], "cannot predict"),
+    "a string body": (lambda r: "hello", ["body", "record"], "valid dictionary"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_BODIES, ids=list(BAD_BODIES))
+def test_bad_requests_get_422_naming_field_and_problem(client, record, case):
+    make, loc, message = BAD_BODIES[case]
+    response = client.post("/predict", json=make(record))
+    assert response.status_code == 422, response.text
+    first = response.json()["detail"][0]
+    assert first["loc"][: len(loc)] == loc
+    assert message in first["msg"]
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_numbers_are_refused_not_echoed(client, record, token):
+    body = json.dumps({**record, "temp": 0.5}).replace("0.5", token, 1)
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0] == {
+        "loc": ["body", "record", "temp"],
+        "msg": "Input should be a finite number",
+        "type": "finite_number",
+    }
+
+
+@pytest.mark.parametrize("body", ["{not json", "", "[1, 2", "null"])
+def test_malformed_json_is_a_422(client, body):
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["detail"]
+
+
+def test_it_keeps_serving_after_bad_requests(client, record):
+    for body in ({"records": []}, [record], {**record, "hr": "x"}):
+        client.post("/predict", json=body)
+    assert client.post("/predict", json=record).status_code == 200
+
+
+def test_generated_models_follow_each_mlflow_type():
+    columns = [
+        serving.Column("n", "long"),
+        serving.Column("ok", "boolean"),
+        serving.Column("city", "string"),
+        serving.Column("x", "double", required=False),
+    ]
+    Record, Batch, _ = serving.request_models(columns)
+    assert Record.model_validate({"n": 3, "ok": True, "city": "DC"}).x is None
+    for bad in ({"n": 2**63, "ok": True, "city": "DC"}, {"n": 1.5, "ok": True, "city": "DC"}, {"n": 1, "ok": 1}):
+        with pytest.raises(ValueError):
+            Record.model_validate(bad)
+    assert Batch.model_validate({"records": [{"n": 1, "ok": False, "city": ""}]}).records[0].n == 1
+
+
+def test_metrics_count_requests_by_status_and_carry_the_version(client, record, champion):
+    _, version = champion
+    before = client.get("/metrics").text
+    client.post("/predict", json=record)
+    client.post("/predict", json={"records": [record, record]})
+    client.post("/predict", json={**record, "hr": "x"})
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain; version=")
+    after = response.text
+
+    def grew(name: str, **labels: str) -> float:
+        return _metric(after, name, **labels) - _metric(before, name, **labels)
+
+    assert grew("http_requests_total", path="/predict", status="200") == 2
+    assert grew("http_requests_total", path="/predict", status="422") == 1
+    assert grew("predicted_rows_total", version=str(version.version)) == 3
+    assert _metric(after, "prediction_value_count", version=str(version.version)) >= 3
+    assert _metric(after, "http_request_duration_seconds_count", path="/predict") >= 3
+    assert _metric(after, "model_info", version=str(version.version), alias="champion") == 1
+
+
+def test_openapi_is_valid_and_the_docs_need_no_network(client):
+    from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
+
+    spec = client.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.1")
+    assert not list(OPENAPI_31_VALIDATOR.iter_errors(spec))
+    assert {"/health", "/predict"} <= set(spec["paths"])
+    page = client.get("/docs")
+    assert page.status_code == 200 and "openapi.json" in page.text
+    assert "http://" not in page.text and "https://" not in page.text and "cdn" not in page.text.lower()
+
+
+# -- the prediction log -----------------------------------------------------------------------------------------------
+
+
+def test_the_log_has_one_line_per_predicted_row(app, client, frame):
+    log_path = app.state.log.path
+    before = len(serving.read_log(log_path))
+    response = client.post("/predict", json={"records": frame.head(5).to_dict(orient="records")})
+    rows = serving.read_log(log_path)[before:]
+    assert len(rows) == 5
+    assert {r["request_id"] for r in rows} == {response.json()["request_id"]}
+    assert [r["row"] for r in rows] == [0, 1, 2, 3, 4]
+    assert [r["prediction"] for r in rows] == response.json()["predictions"]
+    assert rows[0]["features"] == frame.iloc[0].to_dict()
+    assert rows[0]["model"] == checkpoints.MODEL_NAME and rows[0]["time"].endswith("+00:00")
+    table = serving.log_frame(log_path)
+    assert {"request_id", "time", "version", "prediction", "hr", "temp"} <= set(table.columns)
+
+
+def test_a_torn_last_line_is_skipped_and_the_next_writer_starts_clean(tmp_path):
+    path = tmp_path / "log.jsonl"
+    log = serving.PredictionLog(path)
+    log.append([{"request_id": "a", "prediction": 1.0}, {"request_id": "b", "prediction": 2.0}])
+    log.close()
+    text = path.read_text()
+    path.write_text(text[:-7])  # a writer killed in the middle of the second line
+    assert [r["request_id"] for r in serving.read_log(path)] == ["a"]
+    log = serving.PredictionLog(path)
+    log.append([{"request_id": "c", "prediction": 3.0}])
+    log.close()
+    assert [r["request_id"] for r in serving.read_log(path)] == ["a", "c"]
+    assert serving.read_log(tmp_path / "missing.jsonl") == []
+
+
+# -- the real service on loopback -------------------------------------------------------------------------------------
+
+
+def _serve(ws, name: str, log_name: str) -> processes.Server:
+    command = [sys.executable, "-m", "mlops_helpers.serving", "--model", URI, "--port", "{port}"]
+    command += ["--log", str(ws.path(name, log_name))]
+    return processes.start(command, name=name, health_path="/health", timeout=120)
+
+
+@pytest.fixture(scope="module")
+def live(champion):
+    ws, _ = champion
+    server = _serve(ws, "course-service", "predictions.jsonl")
+    yield server
+    server.stop()
+
+
+def test_the_command_line_serves_over_http(live, record, champion):
+    _, version = champion
+    health = requests.get(live.url + "/health", timeout=5).json()
+    assert health["version"] == str(version.version) and health["alias"] == "champion"
+    assert requests.post(live.url + "/predict", json=record, timeout=5).status_code == 200
+    bad = requests.post(live.url + "/predict", json=[record], timeout=5)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "record"]
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_fuzzing_the_openapi_finds_no_server_error(live, mode):
+    # schemathesis's pytest plugin (`from_fixture`) does not work with pytest 9 yet: drive its strategies directly.
+    from schemathesis.generation.modes import GenerationMode
+
+    schema = schemathesis.openapi.from_url(live.url + "/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {(op.method.upper(), op.path) for op in operations} == {("GET", "/health"), ("POST", "/predict")}
+    failures = []
+    for operation in operations:
+        if mode == "negative" and operation.method.upper() == "GET":
+            continue  # /health takes no input: there is nothing to break
+
+        @given(case=operation.as_strategy(generation_mode=GenerationMode(mode)))
+        @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+        def call(case):
+            response = case.call(timeout=10)
+            if response.status_code >= 500:
+                failures.append(f"{case.method} {case.path} {case.body!r:.200} -> {response.status_code}")
+
+        call()
+    assert not failures, failures[:5]
+    assert requests.get(live.url + "/health", timeout=5).status_code == 200
+
+
+def test_eight_clients_for_twenty_seconds_without_an_error(live, frame):
+    log_path = live.command[live.command.index("--log") + 1]
+    before = len(serving.read_log(log_path))
+    records = frame.to_dict(orient="records")
+    sent_rows, errors, lock = [0], [], threading.Lock()
+    stop_at = time.monotonic() + 20
+
+    def client(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        with requests.Session() as session:
+            while time.monotonic() < stop_at:
+                size = int(rng.integers(1, 5))
+                body = records[0] if size == 1 else {"records": records[:size]}
+                try:
+                    response = session.post(live.url + "/predict", json=body, timeout=10)
+                    ok = response.status_code == 200 and len(response.json()["predictions"]) == size
+                except requests.RequestException as exc:
+                    ok, response = False, exc
+                with lock:
+                    if ok:
+                        sent_rows[0] += size
+                    else:
+                        errors.append(str(response)[:200])
+
+    threads = [threading.Thread(target=client, args=(seed,)) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[:5]
+    assert sent_rows[0] > 0
+    assert len(serving.read_log(log_path)) - before == sent_rows[0]
+    assert live.alive
+
+
+def test_a_killed_service_keeps_every_answered_prediction(champion, record):
+    ws, _ = champion
+    server = _serve(ws, "killed-service", "predictions.jsonl")
+    answered = []
+    with requests.Session() as session:
+        for _ in range(50):
+            answered.append(session.post(server.url + "/predict", json=record, timeout=5).json()["request_id"])
+    os.kill(server.pid, signal.SIGKILL)  # no clean shutdown: what is answered must already be on disk
+    assert server.stop() == -signal.SIGKILL
+    logged = [r["request_id"] for r in serving.read_log(ws.root / "killed-service" / "predictions.jsonl")]
+    assert logged == answered
