@@ -78,8 +78,9 @@ refresh: setup  ## maintainers: re-execute notebooks (NB="01 02" for some) and w
 lock:  ## re-resolve requirements.in into requirements.lock (needs the package index)
 	PYTHON=$(PYTHON) scripts/lock.sh
 
-bench: setup  ## single-row latency and throughput: mlflow models serve vs the course's service (not a test)
+bench: setup  ## benchmarks, not tests: serving latency (mlflow models serve vs the course service), drift at scale
 	$(PY) benchmarks/serving_latency.py
+	$(PY) benchmarks/drift.py
 
 clean:  ## remove the workspace (tracking database, artifacts, logs, executed notebooks)
 	rm -rf workspace

@@ -8,7 +8,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from mlops_helpers import checkpoints, data, pipeline, workspace
+from mlops_helpers import checkpoints, data, pipeline, processes, workspace
 
 NAME = checkpoints.MODEL_NAME
 
@@ -67,6 +67,18 @@ def test_a_better_model_is_promoted_and_the_old_champion_kept(ws, batches):
     assert run.data.tags["stage.6.promote"] == "passed" and run.data.tags["pipeline.exit_code"] == "0"
     audit = mlflow.MlflowClient().get_model_version(NAME, result.version).tags["alias.champion"]
     assert '"why": "pipeline run"' in audit
+
+
+def test_the_integration_stage_serves_the_challenger_for_real(ws, batches):
+    config = _config(batches / "jan-may.csv")
+    config.integration_test = True
+    result = pipeline.run_pipeline(config)
+    assert result.exit_code == 0, result.table().to_string()
+    integration = next(s for s in result.stages if s.stage == "integration")
+    assert integration.passed and "3 bad requests" in integration.verdict
+    logged = (ws.root / "pipeline" / f"integration-v{result.version}.jsonl").read_text().splitlines()
+    assert len(logged) == 3  # the input example's rows; the refused requests were never predicted
+    assert not processes.running()
 
 
 def test_corrupted_data_is_refused_before_training(ws, batches):

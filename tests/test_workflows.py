@@ -1,0 +1,70 @@
+"""The GitHub Actions workflows: valid against GitHub's schema (offline), and running what the course runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops_helpers import REPO_ROOT
+
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+CHECK = Path(sys.executable).parent / "check-jsonschema"
+
+
+def _load(name: str) -> dict:
+    return yaml.safe_load((WORKFLOWS / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["ci.yml", "train-and-deploy.yml"])
+def test_workflow_matches_githubs_schema(name):
+    done = subprocess.run(
+        [str(CHECK), "--builtin-schema", "vendor.github-workflows", str(WORKFLOWS / name)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_schema_check_can_fail(tmp_path):
+    broken = _load("ci.yml")
+    broken["jobs"]["test"]["runs-on"] = {"not": "a runner"}
+    broken["jobs"]["test"]["steps"] = "make test"
+    path = tmp_path / "broken.yml"
+    path.write_text(yaml.safe_dump(broken))
+    done = subprocess.run([str(CHECK), "--builtin-schema", "vendor.github-workflows", str(path)], capture_output=True)
+    assert done.returncode != 0
+
+
+def test_ci_runs_make_test_with_python_311():
+    workflow = _load("ci.yml")
+    triggers = workflow[True]  # PyYAML reads the key `on` as True
+    assert {"push", "pull_request"} <= set(triggers)
+    steps = workflow["jobs"]["test"]["steps"]
+    assert any(s.get("with", {}).get("python-version") == "3.11" for s in steps)
+    assert any(s.get("run") == "make test" for s in steps)
+
+
+def test_train_and_deploy_runs_the_pipeline_cli_on_push_schedule_and_by_hand():
+    workflow = _load("train-and-deploy.yml")
+    triggers = workflow[True]
+    assert triggers["push"]["branches"] == ["main"] and triggers["schedule"] and "workflow_dispatch" in triggers
+    assert workflow["concurrency"]["cancel-in-progress"] is False  # two promotions never race
+    steps = workflow["jobs"]["pipeline"]["steps"]
+    script = "\n".join(s.get("run", "") for s in steps)
+    assert "make setup" in script
+    assert "python -m mlops_helpers.pipeline run" in script and '--tracking-uri "$MLFLOW_TRACKING_URI"' in script
+    assert "secrets.MLFLOW_TRACKING_URI" in (WORKFLOWS / "train-and-deploy.yml").read_text()
+    assert "--host 127.0.0.1" in script and "free_port()" in script  # the throw-away server stays on loopback
+    uploads = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact")]
+    assert uploads and uploads[0]["if"] == "always()"
+
+
+def test_the_makefile_targets_the_workflows_call_exist():
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    for target in ("setup:", "test:"):
+        assert f"\n{target}" in makefile
+
