@@ -17,7 +17,7 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlops_helpers import data, environment
+from mlops_helpers import data, models
 from mlops_helpers.workspace import Workspace, ensure_experiment
 from mlops_helpers.workspace import setup as setup_workspace
 
@@ -28,8 +28,8 @@ EXPERIMENT_NAME = "citybikes-demand"
 MODEL_NAME = "citybikes-demand"
 #: Notebook 01's split: fit on January-February, validate on March.
 TRAIN_START, VALIDATION_START, TRAIN_END = "2011-01-01", "2011-03-01", "2011-04-01"
-TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
-SEED = 42
+TRUSTED_TYPES = models.TRUSTED_TYPES
+SEED = models.SEED
 
 
 @dataclass(frozen=True)
@@ -41,18 +41,7 @@ class Candidate:
     params: dict
 
     def build(self):
-        from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
-        from sklearn.linear_model import Ridge
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        if self.family == "ridge":
-            return make_pipeline(StandardScaler(), Ridge(**self.params))
-        if self.family == "random_forest":
-            return RandomForestRegressor(random_state=SEED, n_jobs=1, **self.params)
-        if self.family == "gradient_boosting":
-            return GradientBoostingRegressor(random_state=SEED, **self.params)
-        raise ValueError(f"unknown family {self.family!r}")
+        return models.build_model(self.family, self.params)
 
 
 #: A reduced sweep: one configuration per family of notebook 01, including its best.
@@ -92,7 +81,6 @@ def model_runs(experiment: str = EXPERIMENT_NAME) -> pd.DataFrame:
 def ensure_runs(ws: Workspace | None = None, experiment: str = EXPERIMENT_NAME) -> pd.DataFrame:
     """Notebook 01's state: runs with a logged model and ``val_rmse``. Trains :data:`CHECKPOINT_SWEEP` if none."""
     import mlflow
-    from mlflow.models import infer_signature
     from sklearn.metrics import root_mean_squared_error
 
     _workspace(ws, experiment)
@@ -114,14 +102,7 @@ def ensure_runs(ws: Workspace | None = None, experiment: str = EXPERIMENT_NAME) 
             mlflow.log_params(candidate.params)
             for context, dataset in datasets.items():
                 mlflow.log_input(dataset, context=context)
-            mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(X_valid, model.predict(X_valid)),
-                input_example=X_valid.head(3),
-                pip_requirements=environment.model_requirements(),
-                skops_trusted_types=TRUSTED_TYPES,
-            )
+            models.log_sklearn_model(model, X_valid)
             mlflow.log_metrics(
                 {
                     "train_rmse": root_mean_squared_error(y_fit, model.predict(X_fit)),

@@ -26,8 +26,9 @@ from typing import Any
 
 import pandas as pd
 
-from mlops_helpers import data, environment
-from mlops_helpers.checkpoints import MODEL_NAME, SEED, TRUSTED_TYPES
+from mlops_helpers import data, models
+from mlops_helpers.checkpoints import MODEL_NAME
+from mlops_helpers.models import DEFAULT_PARAMS
 from mlops_helpers.validation import BIKES_CONTRACT, DataContract, ValidationReport
 
 EXPERIMENT_NAME = "citybikes-pipeline"
@@ -44,12 +45,6 @@ EXIT_CODES = {
     "integration": 50,
     "promote": 60,
     "rollback": 70,
-}
-
-DEFAULT_PARAMS = {
-    "gradient_boosting": {"n_estimators": 100, "max_depth": 5, "learning_rate": 0.1},
-    "random_forest": {"n_estimators": 100, "max_depth": 8},
-    "ridge": {"alpha": 10.0},
 }
 
 
@@ -134,19 +129,11 @@ def split_holdout(frame: pd.DataFrame, holdout_days: int) -> tuple[pd.DataFrame,
 
 
 def build_model(family: str, params: dict[str, Any]):
-    """An unfitted scikit-learn model of ``family`` with ``params`` (seeded)."""
-    from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
-    from sklearn.linear_model import Ridge
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if family == "gradient_boosting":
-        return GradientBoostingRegressor(random_state=SEED, **params)
-    if family == "random_forest":
-        return RandomForestRegressor(random_state=SEED, n_jobs=1, **params)
-    if family == "ridge":
-        return make_pipeline(StandardScaler(), Ridge(**params))
-    raise StageRefused("train", f"unknown model family {family!r}: choose one of {', '.join(DEFAULT_PARAMS)}")
+    """An unfitted scikit-learn model of ``family`` with ``params`` (seeded); an unknown family refuses training."""
+    try:
+        return models.build_model(family, params)
+    except ValueError as exc:
+        raise StageRefused("train", str(exc)) from None
 
 
 def rmse(model, frame: pd.DataFrame) -> float:
@@ -329,7 +316,6 @@ def _tracking(config: PipelineConfig):
 def run_pipeline(config: PipelineConfig, echo=print) -> PipelineResult:
     """Run every stage in order, stop at the first refusal, and leave the registry as it was when refusing."""
     import mlflow
-    from mlflow.models import infer_signature
 
     ws = _tracking(config)
     client = mlflow.MlflowClient()
@@ -372,14 +358,7 @@ def run_pipeline(config: PipelineConfig, echo=print) -> PipelineResult:
                     part.reset_index(), source=source, name=f"pipeline-{context}", targets=data.TARGET
                 )
                 mlflow.log_input(dataset, context=context)
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(X_hold, model.predict(X_hold)),
-                input_example=X_hold.head(3),
-                pip_requirements=environment.model_requirements(),
-                skops_trusted_types=TRUSTED_TYPES,
-            )
+            info = models.log_sklearn_model(model, X_hold)
             train_rmse = rmse(model, train)
             mlflow.log_metric("train_rmse", train_rmse)
             stage("train", started, f"{config.family} on {len(train)} hours, train RMSE {train_rmse:.2f}")

@@ -67,4 +67,3 @@ def test_the_makefile_targets_the_workflows_call_exist():
     makefile = (REPO_ROOT / "Makefile").read_text()
     for target in ("setup:", "test:"):
         assert f"\n{target}" in makefile
-
