@@ -12,7 +12,7 @@ export DO_NOT_TRACK := true
 WORKSPACE ?= workspace
 PORT      ?= 5000
 
-.PHONY: help system-deps setup course lab mlflow-ui test lint format unit notebooks nbval refresh lock bench clean
+.PHONY: help system-deps setup course lab mlflow-ui test lint format unit notebooks nbval rerun refresh lock bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,7 +49,7 @@ mlflow-ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) for $(WORKSPACE) (e.g. W
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --workers 1 --host 127.0.0.1 --port $(PORT) \
 	  --backend-store-uri sqlite:///$(abspath $(WORKSPACE))/mlflow.db
 
-test: setup lint unit notebooks nbval  ## everything CI checks: lint, unit tests, papermill run, nbval
+test: setup lint unit nbval rerun  ## everything CI checks: lint, unit tests, nbval (fresh workspace), papermill re-run
 
 lint: setup  ## ruff over the package, the tests and the notebooks
 	$(VENV)/bin/ruff check mlops_helpers tests benchmarks notebooks
@@ -60,12 +60,16 @@ format: setup  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff format mlops_helpers tests benchmarks
 
 unit: setup  ## unit tests of the package, the data, the environment and the committed notebooks' structure
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=8 tests
 
-notebooks: setup  ## execute every notebook headless with papermill (as make course), then again in the same workspace
+notebooks: setup  ## execute every notebook headless with papermill in a fresh workspace (as make course)
 	$(PY) -m mlops_helpers.course run
-	@echo "second run in the same workspace: the notebooks must be re-runnable"
-	$(PY) -m mlops_helpers.course run --workspace workspace/headless
+
+# nbval already executes every notebook in a fresh workspace; the papermill runner then runs them all a second time
+# in that same workspace: the notebooks must be re-runnable, and the runner fails any that leaves a process behind.
+rerun: setup  ## papermill: every notebook again, in the workspace nbval just used
+	@test -d workspace/nbval || { echo "run make nbval first"; exit 1; }
+	$(PY) -m mlops_helpers.course run --workspace workspace/nbval
 
 nbval: setup  ## re-run the committed notebooks and compare their outputs, in a fresh workspace
 	rm -rf workspace/nbval && mkdir -p workspace/nbval
