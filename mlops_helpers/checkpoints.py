@@ -8,6 +8,7 @@ tagged ``checkpoint=true`` so it is never mistaken for the learner's own work.
 |---|---|---|
 | :func:`ensure_runs` | tracked runs with a logged model and ``val_rmse`` in the CityBikes experiment | 01 |
 | :func:`ensure_champion` | a registered model with the alias ``champion`` (the best of those runs) | 03 |
+| :func:`ensure_release` | ``champion`` on the model the pipeline promoted from a given batch (e.g. January-May) | 05 |
 """
 
 from __future__ import annotations
@@ -134,3 +135,42 @@ def ensure_champion(ws: Workspace | None = None, model_name: str = MODEL_NAME, e
         version = mlflow.register_model(f"models:/{model_id}", model_name, tags={"checkpoint": "true"})
     client.set_registered_model_alias(model_name, "champion", version.version)
     return client.get_model_version_by_alias(model_name, "champion")
+
+
+def ensure_release(ws: Workspace, batch: str, window: tuple[str, str], model_name: str = MODEL_NAME):
+    """Notebook 05's release for notebook 07: ``champion`` on the model the pipeline promoted from ``batch``.
+
+    ``batch`` is the batch's CSV path in the workspace (notebook 05 writes ``batches/bikes-2011-01-to-05.csv``).
+    If the pipeline promoted a model from it before, ``champion`` is moved back to that version when it is elsewhere
+    (a re-run of notebook 07 starts from the same model); otherwise the batch is written from the source data and
+    the pipeline runs on it, quietly, as notebook 05's first run does. Returns the champion's ``ModelVersion``.
+    """
+    import mlflow
+
+    from mlops_helpers import pipeline
+
+    ensure_champion(ws, model_name)
+    client = mlflow.MlflowClient()
+    promoted = set()
+    if mlflow.get_experiment_by_name(pipeline.EXPERIMENT_NAME) is not None:
+        runs = mlflow.search_runs(
+            experiment_names=[pipeline.EXPERIMENT_NAME],
+            filter_string=f"tags.`pipeline.data` = '{batch}' and tags.`pipeline.promoted` = 'True'",
+        )
+        promoted = set(runs["run_id"]) if not runs.empty else set()
+    versions = client.search_model_versions(f"name='{model_name}'")
+    versions = [v for v in versions if v.tags.get("pipeline_run") in promoted]
+    if versions:
+        release = max(versions, key=lambda v: int(v.version)).version
+        if pipeline.registry_state(client, model_name)["aliases"].get(pipeline.CHAMPION) != release:
+            pipeline.move_alias(client, model_name, pipeline.CHAMPION, release, "checkpoint: back to the release")
+    else:
+        data.source_batch(*window).to_csv(batch, index=False)
+        config = pipeline.PipelineConfig(
+            data=batch, window=window, integration_test=False, reason="checkpoint: notebook 05's release"
+        )
+        with contextlib.redirect_stderr(io.StringIO()):  # the same output whether it rebuilt the state or found it
+            result = pipeline.run_pipeline(config, echo=lambda *_: None)
+        if not result.promoted:
+            raise RuntimeError(f"the checkpoint's pipeline run did not promote: {result.table().to_dict('records')}")
+    return client.get_model_version_by_alias(model_name, pipeline.CHAMPION)

@@ -164,6 +164,17 @@ def window(frame: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
     return frame.loc[(frame.index >= start_ts) & (frame.index < end_ts)]
 
 
+def source_batch(start: str, end: str, data_dir: str | Path | None = None) -> pd.DataFrame:
+    """The rows of ``Bikeshare.csv`` with ``start <= hour < end``, untouched, in the source format (columns as
+    published): a batch "as the source system delivers it", for the pipeline (notebooks 05 and 07)."""
+    raw = pd.read_csv(verified_path(BIKES_FILE, data_dir))
+    first, last = pd.Timestamp(start), pd.Timestamp(end)
+    if first.year != last.year and last != pd.Timestamp(f"{first.year + 1}-01-01"):
+        raise ValueError(f"a batch lies within one year of data, not {start} to {end}")
+    day_end = last.dayofyear if last.year == first.year else 367
+    return raw[(raw["day"] >= first.dayofyear) & (raw["day"] < day_end)]
+
+
 def train_production_split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(January-March, April-December): the window the model learns from, and the months it then meets."""
     return window(frame, *TRAIN_WINDOW), window(frame, *PRODUCTION_WINDOW)

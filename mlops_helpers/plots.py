@@ -82,3 +82,28 @@ def actual_vs_predicted(timestamps, actual, predicted, title: str = "Actual and 
     ax.legend(frameon=False)
     fig.autofmt_xdate()
     return fig
+
+
+def weekly_series(
+    series: dict[str, pd.Series],
+    ylabel: str,
+    title: str,
+    threshold: float | None = None,
+    marks: dict[str, str] | None = None,
+):
+    """One line per named weekly series (index: week start), an optional dashed threshold and labelled vertical marks.
+
+    Used by notebooks 06 (drift and error over time) and 07 (error with and without retraining).
+    """
+    fig, ax = _figure(width=8)
+    for name, values in series.items():
+        ax.plot(values.index, values.to_numpy(), marker="o", markersize=3, label=name)
+    if threshold is not None:
+        ax.axhline(threshold, color="tab:red", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
+    for label, when in (marks or {}).items():
+        ax.axvline(pd.Timestamp(when), color="gray", linestyle=":", linewidth=1)
+        ax.text(pd.Timestamp(when), ax.get_ylim()[1], f" {label}", va="top", fontsize=8, color="gray")
+    ax.set(ylabel=ylabel, title=title)
+    ax.legend(frameon=False, fontsize=8)
+    fig.autofmt_xdate()
+    return fig

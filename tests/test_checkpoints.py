@@ -23,3 +23,15 @@ def test_runs_then_champion_are_rebuilt_once(tmp_workspace):
     assert len(client.search_model_versions(f"name = '{checkpoints.MODEL_NAME}'")) == 1
     model = mlflow.pyfunc.load_model(f"models:/{checkpoints.MODEL_NAME}@champion")
     assert model.metadata.get_input_schema().input_names()[0] == "hr"
+
+
+def test_release_is_built_once_and_the_alias_goes_back_to_it(tmp_workspace):
+    ws = workspace.setup()
+    batch = str(ws.path("batches", "bikes-2011-01-to-05.csv"))
+    release = checkpoints.ensure_release(ws, batch, ("2011-01-01", "2011-06-01"))
+    client = mlflow.MlflowClient()
+    assert release.tags["pipeline_run"] and str(release.version) == "2"  # the checkpoint champion was version 1
+    client.set_registered_model_alias(checkpoints.MODEL_NAME, "champion", "1")  # a later model took its place
+    again = checkpoints.ensure_release(ws, batch, ("2011-01-01", "2011-06-01"))
+    assert again.version == release.version  # back to the release, nothing retrained
+    assert len(client.search_model_versions(f"name = '{checkpoints.MODEL_NAME}'")) == 2

@@ -106,3 +106,13 @@ def test_flights_with_weather():
     assert flights["temp"].notna().mean() > 0.99  # nearly every scheduled hour has its weather
     late = flights["late"].dropna()
     assert 0.15 < late.mean() < 0.3
+
+
+def test_source_batch_is_the_raw_rows_of_a_window(bikes):
+    batch = data.source_batch("2011-06-01", "2011-07-01")
+    assert set(data.LEAKY_COLUMNS) <= set(batch.columns)  # the source format, untouched
+    typed = data.prepare_bikes(batch)
+    assert typed.index.equals(data.window(bikes, "2011-06-01", "2011-07-01").index)
+    assert len(data.source_batch("2011-12-01", "2012-01-01")) == len(data.window(bikes, "2011-12-01", "2012-01-01"))
+    with pytest.raises(ValueError, match="within one year"):
+        data.source_batch("2011-12-01", "2012-02-01")
