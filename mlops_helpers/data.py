@@ -102,15 +102,6 @@ def load_bikes(data_dir: str | Path | None = None) -> pd.DataFrame:
     return prepare_bikes(pd.read_csv(path), source=str(path))
 
 
-def read_bikes_csv(path: str | Path) -> pd.DataFrame:
-    """A batch of hourly CityBikes rows in the source format (as ``Bikeshare.csv``), typed like :func:`load_bikes`.
-
-    For new data arriving from the source system (notebook 05's pipeline): there is no recorded checksum, so check
-    it against the data contract (:mod:`mlops_helpers.validation`) before trusting it.
-    """
-    return prepare_bikes(pd.read_csv(path), source=str(path))
-
-
 def prepare_bikes(raw: pd.DataFrame, source: str = "the data") -> pd.DataFrame:
     """Type a raw frame in the ``Bikeshare.csv`` format: timestamp index, categories, codes, leak removed."""
     path = source

@@ -405,8 +405,7 @@ def run_pipeline(config: PipelineConfig, echo=print) -> PipelineResult:
         except StageRefused as refusal:
             stage(refusal.stage, time.perf_counter(), refusal.verdict, passed=False, **refusal.details)
             restore_registry(client, config.model_name, state_before)
-            if result.version:
-                result.version = None
+            result.version = None
         except Exception as exc:  # an unexpected failure is a refusal of the stage it happened in, never a half state
             failed = ["validate", "train", "evaluate", "register", "integration", "promote"][len(result.stages)]
             stage(failed, time.perf_counter(), f"{type(exc).__name__}: {exc}", passed=False)

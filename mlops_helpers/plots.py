@@ -73,17 +73,6 @@ def compare_runs(runs: pd.DataFrame, metric: str, label: str, group: str, title:
     return fig
 
 
-def actual_vs_predicted(timestamps, actual, predicted, title: str = "Actual and predicted rentals"):
-    """The target and a model's predictions over time."""
-    fig, ax = _figure(width=8)
-    ax.plot(timestamps, actual, label="actual", linewidth=1)
-    ax.plot(timestamps, predicted, label="predicted", linewidth=1)
-    ax.set(ylabel="rentals per hour", title=title)
-    ax.legend(frameon=False)
-    fig.autofmt_xdate()
-    return fig
-
-
 def weekly_series(
     series: dict[str, pd.Series],
     ylabel: str,

@@ -82,13 +82,6 @@ class Workspace:
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
 
-    def ui_command(self, port: int = 5000) -> str:
-        """The shell command that opens the MLflow UI on this workspace's database (on loopback)."""
-        return (
-            f'mlflow ui --backend-store-uri "{self.tracking_uri}" '
-            f'--default-artifact-root "{self.artifacts}" --host 127.0.0.1 --port {port}'
-        )
-
 
 def setup(root: str | Path | None = None, experiment: str | None = None) -> Workspace:
     """Create the workspace, point MLflow's tracking and registry at its SQLite database, and return it.

@@ -39,8 +39,3 @@ def test_quiet_turns_telemetry_off(monkeypatch):
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "false")
     workspace.quiet()
     assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true" and os.environ["DO_NOT_TRACK"] == "true"
-
-
-def test_ui_command_binds_loopback(tmp_workspace):
-    command = workspace.setup().ui_command(port=5123)
-    assert "--host 127.0.0.1 --port 5123" in command and str(tmp_workspace.resolve()) in command
