@@ -71,6 +71,8 @@ class PipelineConfig:
     max_rmse: float = 80.0
     min_improvement: float = 0.05
     integration_test: bool = True
+    #: False stops after the integration test: the version stays ``challenger`` for a canary release (notebook 09).
+    promote: bool = True
     reason: str = "pipeline run"
 
     def model_params(self) -> dict[str, Any]:
@@ -201,12 +203,76 @@ def load_champion(name: str):
     return mlflow.pyfunc.load_model(f"models:/{name}/{version.version}"), version
 
 
-def move_alias(client, name: str, alias: str, version: str, reason: str, actor: str | None = None) -> None:
-    """Point ``alias`` at ``version`` and record who moved it, when and why on the version's tags."""
+#: Registered-model tags ``audit.00001``, ``audit.00002``...: one JSON event per alias move, never rewritten.
+AUDIT_PREFIX = "audit."
+
+
+def _actor(actor: str | None) -> str:
+    return actor or os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "pipeline"
+
+
+def record_event(
+    client,
+    name: str,
+    action: str,
+    alias: str,
+    version: str | None,
+    previous: str | None,
+    reason: str,
+    actor: str | None = None,
+) -> dict:
+    """Append one alias event to ``name``'s audit trail (a registered-model tag ``audit.NNNNN``) and return it.
+
+    ``action`` is ``"set"`` or ``"delete"``; ``previous`` is the version the alias pointed at before (or None).
+    The tags are append-only: a new event takes the next number, earlier ones are never changed.
+    """
+    tags = client.get_registered_model(name).tags
+    numbers = [
+        int(k[len(AUDIT_PREFIX) :]) for k in tags if k.startswith(AUDIT_PREFIX) and k[len(AUDIT_PREFIX) :].isdigit()
+    ]
+    seq = max(numbers, default=0) + 1
+    event = {
+        "seq": seq,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "by": _actor(actor),
+        "action": action,
+        "alias": alias,
+        "version": None if version is None else str(version),
+        "from": None if previous is None else str(previous),
+        "why": reason,
+    }
+    client.set_registered_model_tag(name, f"{AUDIT_PREFIX}{seq:05d}", json.dumps(event))
+    return event
+
+
+def audit_events(client, name: str) -> list[dict]:
+    """Every recorded alias event of ``name``, oldest first (see :func:`record_event`)."""
+    tags = client.get_registered_model(name).tags
+    events = [json.loads(v) for k, v in tags.items() if k.startswith(AUDIT_PREFIX) and k[len(AUDIT_PREFIX) :].isdigit()]
+    return sorted(events, key=lambda e: e["seq"])
+
+
+def move_alias(client, name: str, alias: str, version: str, reason: str, actor: str | None = None) -> dict:
+    """Point ``alias`` at ``version`` and record who moved it, when and why.
+
+    Two records: the version's tag ``alias.<alias>`` (the latest move of that alias to this version) and an event
+    appended to the registered model's audit trail (:func:`audit_events`), which keeps every move.
+    """
+    previous = registry_state(client, name)["aliases"].get(alias)
     client.set_registered_model_alias(name, alias, version)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    who = actor or os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "pipeline"
-    client.set_model_version_tag(name, version, f"alias.{alias}", json.dumps({"at": stamp, "by": who, "why": reason}))
+    event = record_event(client, name, "set", alias, str(version), previous, reason, actor)
+    stamp = {"at": event["at"], "by": event["by"], "why": reason}
+    client.set_model_version_tag(name, version, f"alias.{alias}", json.dumps(stamp))
+    return event
+
+
+def remove_alias(client, name: str, alias: str, reason: str, actor: str | None = None) -> dict | None:
+    """Delete ``alias`` (if it exists) and record it in the audit trail; the event, or None if there was no alias."""
+    previous = registry_state(client, name)["aliases"].get(alias)
+    if previous is None:
+        return None
+    client.delete_registered_model_alias(name, alias)
+    return record_event(client, name, "delete", alias, None, previous, reason, actor)
 
 
 def promote(client, name: str, version: str, reason: str) -> dict:
@@ -217,7 +283,7 @@ def promote(client, name: str, version: str, reason: str) -> dict:
         move_alias(client, name, PREVIOUS, old, f"replaced by version {version}: {reason}")
     move_alias(client, name, CHAMPION, str(version), reason)
     if before.get(CHALLENGER) == str(version):
-        client.delete_registered_model_alias(name, CHALLENGER)
+        remove_alias(client, name, CHALLENGER, f"promoted to {CHAMPION}: {reason}")
     return {"champion": str(version), "previous-champion": old}
 
 
@@ -234,17 +300,20 @@ def rollback(client, name: str, reason: str = "rollback") -> dict:
     return {"champion": previous, "previous-champion": current}
 
 
-def restore_registry(client, name: str, state: dict) -> None:
-    """Put aliases and versions back as in ``state`` (after a refusal that came after registration)."""
+def restore_registry(client, name: str, state: dict, reason: str = "restored after a refusal") -> None:
+    """Put aliases and versions back as in ``state`` (after a refusal that came after registration).
+
+    Alias changes are recorded in the audit trail like any other move, so the trail explains the registry.
+    """
     now = registry_state(client, name)
+    for alias, version in now["aliases"].items():
+        if state["aliases"].get(alias) != version:
+            remove_alias(client, name, alias, reason)
     for version in set(now["versions"]) - set(state["versions"]):
         client.delete_model_version(name, str(version))
-    for alias in set(now["aliases"]) - set(state["aliases"]):
-        if str(alias) in registry_state(client, name)["aliases"]:
-            client.delete_registered_model_alias(name, alias)
     for alias, version in state["aliases"].items():
         if registry_state(client, name)["aliases"].get(alias) != version:
-            client.set_registered_model_alias(name, alias, version)
+            move_alias(client, name, alias, version, reason)
     after = registry_state(client, name)
     if not state["exists"] and after["exists"] and not after["versions"]:
         client.delete_registered_model(name)
@@ -395,13 +464,16 @@ def run_pipeline(config: PipelineConfig, echo=print) -> PipelineResult:
             else:
                 stage("integration", started, "skipped (--no-integration-test)")
 
-            # 6. promote
+            # 6. promote (or leave the challenger for a canary release)
             started = time.perf_counter()
-            moved = promote(client, config.model_name, result.version, config.reason)
-            result.promoted = True
-            previous = moved["previous-champion"]
-            kept = f" (previous-champion -> version {previous})" if previous else ""
-            stage("promote", started, f"champion -> version {result.version}{kept}")
+            if config.promote:
+                moved = promote(client, config.model_name, result.version, config.reason)
+                result.promoted = True
+                previous = moved["previous-champion"]
+                kept = f" (previous-champion -> version {previous})" if previous else ""
+                stage("promote", started, f"champion -> version {result.version}{kept}")
+            else:
+                stage("promote", started, f"skipped (--no-promote): version {result.version} stays {CHALLENGER!r}")
         except StageRefused as refusal:
             stage(refusal.stage, time.perf_counter(), refusal.verdict, passed=False, **refusal.details)
             restore_registry(client, config.model_name, state_before)
@@ -453,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--max-rmse", type=float, default=80.0, help="absolute gate on the holdout RMSE")
     run_p.add_argument("--min-improvement", type=float, default=0.05, help="relative margin over the champion")
     run_p.add_argument("--no-integration-test", action="store_true", help="skip serving the challenger")
+    run_p.add_argument("--no-promote", action="store_true", help="stop at challenger (for a canary release)")
     run_p.add_argument("--reason", default="pipeline run", help="why: recorded with every alias move")
     for name, text in (("rollback", "move champion back to previous-champion"), ("status", "show the aliases")):
         p = sub.add_parser(name, help=text)
@@ -478,10 +551,16 @@ def main(argv: list[str] | None = None) -> int:
             max_rmse=args.max_rmse,
             min_improvement=args.min_improvement,
             integration_test=not args.no_integration_test,
+            promote=not args.no_promote,
             reason=args.reason,
         )
         result = run_pipeline(config)
-        outcome = f"PROMOTED version {result.version}" if result.promoted else f"REFUSED at {result.failed_stage}"
+        if result.promoted:
+            outcome = f"PROMOTED version {result.version}"
+        elif result.failed_stage:
+            outcome = f"REFUSED at {result.failed_stage}"
+        else:
+            outcome = f"version {result.version} registered as {CHALLENGER!r}, not promoted"
         print(f"pipeline: {outcome} (exit {result.exit_code})")
         return result.exit_code
 
