@@ -11,6 +11,10 @@ Endpoints:
   ``{"model", "version", "request_id", "predictions": [...]}`` and the header ``X-Request-ID``.
 - ``GET /metrics``: Prometheus text format: requests by path and status, latency and prediction histograms, rows
   predicted, and ``model_info`` carrying the version as labels.
+- ``GET /routing``, ``PUT /routing`` and ``POST /reload`` (notebook 09): with ``--challenger`` the service holds two
+  variants, routes by ``--mode`` (``canary``: a sticky share ``--weight`` of request keys to the challenger;
+  ``shadow``: the challenger predicts on every request, only the champion answers), changes mode and weight while it
+  runs, and re-resolves alias URIs after an alias moved.
 - ``GET /openapi.json`` and ``GET /docs``: the API description and a small page that renders it without network
   (FastAPI's default docs load Swagger UI from a CDN).
 
@@ -284,24 +288,99 @@ def default_log_path(model_name: str) -> Path:
     return default_root() / "predictions" / f"{model_name}.jsonl"
 
 
+# -- variants and routing (notebook 09) -------------------------------------------------------------------------------
+
+#: Routing modes. ``single``: the champion answers everything. ``canary``: a sticky share ``weight`` of request keys
+#: goes to the challenger, which answers them. ``shadow``: the champion answers everything and the challenger predicts
+#: on every request too; its predictions are logged (``served: false``) and counted, never returned.
+MODES = ("single", "canary", "shadow")
+KEY_HEADER = "X-Request-Key"
+VARIANT_HEADER = "X-Variant"
+
+
+def bucket(key: str) -> float:
+    """A request key's place in [0, 1): the first 8 bytes of its SHA-256. The same key gets the same bucket in every
+    process and on every machine (Python's ``hash`` is salted per process, so it would not be sticky)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+
+
+def route(key: str, mode: str, weight: float) -> str:
+    """``"challenger"`` or ``"champion"``: who answers a request with ``key``.
+
+    Only ``canary`` sends anything to the challenger: keys whose :func:`bucket` is below ``weight``. Routing is sticky
+    (a key always lands on the same side for a given weight) and monotone (raising the weight only moves keys from
+    the champion to the challenger, so nobody flips back and forth while a canary is ramped up).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight must be between 0 and 1, not {weight!r}")
+    return "challenger" if mode == "canary" and bucket(key) < weight else "champion"
+
+
+@dataclass
+class Variant:
+    """A model the service answers with: its role (``champion``/``challenger``), registry reference, predictor."""
+
+    role: str
+    ref: ModelRef
+    model: Any
+    columns: list[Column]
+    predict_rows: Any
+    order: list[str] | None
+
+    @classmethod
+    def load(cls, role: str, model_uri: str, model=None) -> Variant:
+        import mlflow
+
+        ref = resolve(model_uri)
+        model = model or mlflow.pyfunc.load_model(model_uri)
+        columns = signature_columns(model)
+        predict_rows, order = fast_predict(model, columns)
+        return cls(role, ref, model, columns, predict_rows, order)
+
+    def describe(self) -> dict:
+        return {"model": self.ref.name, "version": self.ref.version, "alias": self.ref.alias, "uri": self.ref.uri}
+
+
+def _same_contract(champion: Variant, challenger: Variant) -> None:
+    ours = [(c.name, c.mlflow_type) for c in champion.columns]
+    theirs = [(c.name, c.mlflow_type) for c in challenger.columns]
+    if sorted(ours) != sorted(theirs):
+        raise ValueError(
+            f"the challenger ({challenger.ref.uri}) has another input signature than the champion: "
+            f"{sorted(set(theirs) ^ set(ours))} differ; both variants must accept the same requests"
+        )
+
+
 # -- the application --------------------------------------------------------------------------------------------------
 
 
 def create_app(
     model_uri: str,
     *,
+    challenger_uri: str | None = None,
+    mode: str | None = None,
+    weight: float = 0.1,
     log_path: str | Path | None = None,
     registry: CollectorRegistry | None = None,
     model=None,
+    challenger_model=None,
 ) -> FastAPI:
     """The service for ``model_uri`` as a FastAPI app (tests use it with ``TestClient``; :func:`main` serves it).
 
-    ``model`` may be given already loaded (``mlflow.pyfunc.load_model(model_uri)``); ``registry`` is the Prometheus
-    registry to expose (a new one by default, so several apps can live in one process).
+    With ``challenger_uri`` it serves two variants (notebook 09): ``mode`` is ``canary`` (the default then) or
+    ``shadow`` or ``single``, and ``weight`` the canary's share of request keys. ``GET/PUT /routing`` reads and changes
+    mode and weight while it runs; ``POST /reload`` resolves the URIs again (after an alias moved) without a restart.
+    ``model``/``challenger_model`` may be given already loaded; ``registry`` is the Prometheus registry to expose (a
+    new one by default, so several apps can live in one process).
     """
     import mlflow
     import numpy as np
     import pandas as pd
+    from fastapi import Body as BodyParam
     from fastapi import FastAPI, Request, Response
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
@@ -309,20 +388,28 @@ def create_app(
         CONTENT_TYPE_LATEST,
         CollectorRegistry,
         Counter,
+        Gauge,
         Histogram,
-        Info,
         disable_created_metrics,
         generate_latest,
     )
 
-    ref = resolve(model_uri)
-    model = model or mlflow.pyfunc.load_model(model_uri)
-    columns = signature_columns(model)
-    predict_rows, order = fast_predict(model, columns)
+    champion = Variant.load("champion", model_uri, model)
+    challenger = Variant.load("challenger", challenger_uri, challenger_model) if challenger_uri else None
+    if challenger:
+        _same_contract(champion, challenger)
+    mode = mode or ("canary" if challenger else "single")
+    route("", mode, weight)  # validates both
+    if mode != "single" and challenger is None:
+        raise ValueError(f"mode {mode!r} needs a challenger: pass challenger_uri (--challenger)")
+    ref = champion.ref
+    columns = champion.columns
     names = [c.name for c in columns]
     dtypes = {c.name: c.dtype for c in columns}
     _, _, Body = request_models(columns)
     log = PredictionLog(log_path or default_log_path(ref.name))
+    # Everything a request reads, swapped as a whole by /reload and /routing (one assignment: no torn state).
+    state = {"champion": champion, "challenger": challenger, "mode": mode, "weight": float(weight)}
 
     disable_created_metrics()  # no `*_created` samples: they double the exposition and say nothing here
     registry = registry or CollectorRegistry()
@@ -333,23 +420,61 @@ def create_app(
         "http_request_duration_seconds", "Time to answer, by path", ["path"], buckets=LATENCY_BUCKETS, registry=registry
     )
     predictions = Histogram(
-        "prediction_value", "Predicted values, one per row", ["version"], buckets=PREDICTION_BUCKETS, registry=registry
+        "prediction_value",
+        "Predicted values returned, one per row, by variant",
+        ["variant", "version"],
+        buckets=PREDICTION_BUCKETS,
+        registry=registry,
     )
-    rows_total = Counter("predicted_rows", "Rows predicted", ["version"], registry=registry)
-    Info("model", "The model being served", registry=registry).info(
-        {"name": ref.name, "version": ref.version or "", "alias": ref.alias or "", "uri": ref.uri}
+    rows_total = Counter(
+        "predicted_rows", "Rows predicted and returned, by variant", ["variant", "version"], registry=registry
     )
-    version_label = ref.version or ""
+    shadow_total = Counter(
+        "shadow_predicted_rows",
+        "Rows the challenger predicted in shadow mode (logged, not returned)",
+        ["version"],
+        registry=registry,
+    )
+    predict_seconds = Histogram(
+        "model_predict_seconds",
+        "Time in the model's predict, by variant",
+        ["variant"],
+        buckets=LATENCY_BUCKETS,
+        registry=registry,
+    )
+    model_info = Gauge(
+        "model_info",
+        "The models being served (1 per variant)",
+        ["variant", "name", "version", "alias", "uri"],
+        registry=registry,
+    )
+    canary_weight = Gauge(
+        "routing_canary_weight", "Share of request keys routed to the challenger in canary mode", registry=registry
+    )
+    routing_mode = Gauge("routing_mode", "1 for the current routing mode", ["mode"], registry=registry)
+
+    def publish() -> None:
+        """Expose the current variants and routing as gauges (after start, /routing and /reload)."""
+        model_info.clear()
+        for variant in (state["champion"], state["challenger"]):
+            if variant is not None:
+                info = variant.ref
+                model_info.labels(variant.role, info.name, info.version or "", info.alias or "", info.uri).set(1)
+        canary_weight.set(state["weight"])
+        for name in MODES:
+            routing_mode.labels(name).set(1 if name == state["mode"] else 0)
+
+    publish()
 
     app = FastAPI(
         title="CityBikes prediction service",
-        version="1.0",
-        summary=f"Serves {ref.uri} (version {ref.version}). Notebook 04 of the MLOps course.",
+        version="1.1",
+        summary=f"Serves {ref.uri} (version {ref.version}). Notebook 04 of the MLOps course; variants: notebook 09.",
         docs_url=None,
         redoc_url=None,
     )
-    app.state.ref, app.state.log, app.state.registry = ref, log, registry
-    known_paths = {"/health", "/predict", "/metrics", "/openapi.json", "/docs"}
+    app.state.ref, app.state.log, app.state.registry, app.state.routing = ref, log, registry, state
+    known_paths = {"/health", "/predict", "/metrics", "/openapi.json", "/docs", "/routing", "/reload"}
 
     class Measure:
         """Pure ASGI middleware: counts every answer by path and status, and times it."""
@@ -377,13 +502,13 @@ def create_app(
 
     app.add_middleware(Measure)
 
-    def refuse(errors: list[dict]) -> JSONResponse:
+    def refuse(errors: list[dict], status: int = 422) -> JSONResponse:
         # Only loc, msg and type: FastAPI's default handler also echoes the input, which may hold NaN (not valid JSON).
         detail = [
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "value_error")}
             for e in errors
         ]
-        return JSONResponse({"detail": detail}, status_code=422)
+        return JSONResponse({"detail": detail}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -391,57 +516,107 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict:
-        """The model being served: name, version, alias and URI."""
-        return {"status": "ok", "model": ref.name, "version": ref.version, "alias": ref.alias, "uri": ref.uri}
+        """The model being served (the champion): name, version, alias and URI; and the routing mode."""
+        current = state["champion"].ref
+        return {
+            "status": "ok",
+            "model": current.name,
+            "version": current.version,
+            "alias": current.alias,
+            "uri": current.uri,
+            "mode": state["mode"],
+        }
 
-    async def predict(body):
-        """Predict for one record or a batch ``{"records": [...]}``; every row goes to the prediction log."""
-        records = body.records if hasattr(body, "records") else [body]
-        rows = [record.model_dump() for record in records]
+    def run_model(variant: Variant, rows: list[dict]):
+        """The variant's predictions for validated rows, or a refusal (a 422 response)."""
+        started = time.perf_counter()
         try:
-            if order:
-                inputs = np.array([[row[n] for n in order] for row in rows], dtype="float64")
+            if variant.order:
+                inputs = np.array([[row[n] for n in variant.order] for row in rows], dtype="float64")
             else:
                 inputs = pd.DataFrame({n: np.array([row[n] for row in rows], dtype=dtypes[n]) for n in names})
             with np.errstate(all="ignore"):
-                values = np.asarray(predict_rows(inputs), dtype="float64").reshape(-1)
+                values = np.asarray(variant.predict_rows(inputs), dtype="float64").reshape(-1)
         except (ValueError, TypeError, ArithmeticError, mlflow.exceptions.MlflowException) as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return refuse([{"loc": ["body"], "msg": f"the model cannot predict for this input: {message}"}])
+        finally:
+            predict_seconds.labels(variant.role).observe(time.perf_counter() - started)
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             where = ["body", "batch", "records", int(bad[0])] if len(rows) > 1 else ["body", "record"]
             problem = "the prediction is not finite: input values outside the model's range"
             return refuse([{"loc": where, "msg": problem}])
+        return [float(v) for v in values]
+
+    def log_rows(variant: Variant, rows, answer, request_id, key, now, served: bool) -> list[dict]:
+        return [
+            {
+                "request_id": request_id,
+                "row": i,
+                "time": now,
+                "model": variant.ref.name,
+                "version": variant.ref.version,
+                "variant": variant.role,
+                "served": served,
+                "key": key,
+                "features": row,
+                "prediction": value,
+            }
+            for i, (row, value) in enumerate(zip(rows, answer, strict=True))
+        ]
+
+    async def predict(body, request: Request):
+        """Predict for one record or a batch ``{"records": [...]}``; every row goes to the prediction log.
+
+        The optional header ``X-Request-Key`` (a user, a station, the hour asked about) keeps routing sticky in canary
+        mode; without it each request is routed on its own id. The answer names the variant in ``variant`` and in the
+        header ``X-Variant``.
+        """
+        records = body.records if hasattr(body, "records") else [body]
+        rows = [record.model_dump() for record in records]
         request_id = uuid.uuid4().hex
+        key = request.headers.get(KEY_HEADER)
+        current = state  # this request's view, whatever /routing or /reload do meanwhile
+        role = route(key if key is not None else request_id, current["mode"], current["weight"])
+        answering = current[role] or current["champion"]
+        answer = run_model(answering, rows)
+        if isinstance(answer, JSONResponse):
+            return answer
         now = datetime.now(UTC).isoformat(timespec="microseconds")
-        answer = [float(v) for v in values]
-        log.append(
-            [
-                {
-                    "request_id": request_id,
-                    "row": i,
-                    "time": now,
-                    "model": ref.name,
-                    "version": ref.version,
-                    "features": row,
-                    "prediction": value,
-                }
-                for i, (row, value) in enumerate(zip(rows, answer, strict=True))
-            ]
-        )
-        rows_total.labels(version_label).inc(len(answer))
+        entries = log_rows(answering, rows, answer, request_id, key, now, served=True)
+        shadow = current["challenger"] if current["mode"] == "shadow" else None
+        if shadow is not None:
+            # Inline, after the answer is computed: it costs the challenger's predict time (model_predict_seconds
+            # shows it). A refusal by the shadow never reaches the client; it is simply not logged.
+            shadow_answer = run_model(shadow, rows)
+            if not isinstance(shadow_answer, JSONResponse):
+                entries += log_rows(shadow, rows, shadow_answer, request_id, key, now, served=False)
+                shadow_total.labels(shadow.ref.version or "").inc(len(shadow_answer))
+        log.append(entries)
+        version_label = answering.ref.version or ""
+        rows_total.labels(answering.role, version_label).inc(len(answer))
         for value in answer:
-            predictions.labels(version_label).observe(value)
+            predictions.labels(answering.role, version_label).observe(value)
         # A response object, not a dict: FastAPI would encode the dict field by field, which costs more than the model.
-        return JSONResponse(
-            {"model": ref.name, "version": ref.version, "request_id": request_id, "predictions": answer},
-            headers={REQUEST_ID_HEADER: request_id},
-        )
+        content = {
+            "model": answering.ref.name,
+            "version": answering.ref.version,
+            "variant": answering.role,
+            "request_id": request_id,
+            "predictions": answer,
+        }
+        return JSONResponse(content, headers={REQUEST_ID_HEADER: request_id, VARIANT_HEADER: answering.role})
 
     # Set here, not in the signature: with postponed annotations FastAPI could not resolve the generated `Body`.
-    predict.__annotations__ = {"body": Body, "return": JSONResponse}
-    example = {"model": ref.name, "version": ref.version, "request_id": "0" * 32, "predictions": [42.0]}
+    predict.__annotations__ = {"body": Body, "request": Request, "return": JSONResponse}
+    example = {
+        "model": ref.name,
+        "version": ref.version,
+        "variant": "champion",
+        "request_id": "0" * 32,
+        "predictions": [42.0],
+    }
     app.post(
         "/predict",
         response_class=JSONResponse,
@@ -450,6 +625,79 @@ def create_app(
             422: {"description": "The request breaks the model's signature: `detail` names field and problem"},
         },
     )(predict)
+
+    def routing_state() -> dict:
+        return {
+            "mode": state["mode"],
+            "weight": state["weight"],
+            "variants": {
+                role: (state[role].describe() if state[role] is not None else None)
+                for role in ("champion", "challenger")
+            },
+        }
+
+    @app.get("/routing")
+    def get_routing() -> dict:
+        """The routing mode, the canary weight and the two variants."""
+        return routing_state()
+
+    async def put_routing(change: dict = BodyParam(..., examples=[{"mode": "canary", "weight": 0.1}])):  # noqa: B008
+        """Change ``mode`` and/or ``weight`` without a restart; 422 names what is wrong, 409: no challenger."""
+        unknown = set(change) - {"mode", "weight"}
+        if unknown:
+            return refuse([{"loc": ["body", sorted(unknown)[0]], "msg": "unknown field: send mode and/or weight"}])
+        mode_new, weight_new = change.get("mode", state["mode"]), change.get("weight", state["weight"])
+        if isinstance(weight_new, bool) or not isinstance(weight_new, int | float):
+            return refuse([{"loc": ["body", "weight"], "msg": "weight must be a number between 0 and 1"}])
+        try:
+            route("", mode_new, float(weight_new))
+        except ValueError as exc:
+            field = "weight" if "weight" in str(exc) else "mode"
+            return refuse([{"loc": ["body", field], "msg": str(exc)}])
+        if mode_new != "single" and state["challenger"] is None:
+            msg = f"mode {mode_new!r} needs a challenger and none is loaded: register one and POST /reload"
+            return refuse([{"loc": ["body", "mode"], "msg": msg, "type": "conflict"}], status=409)
+        state.update(mode=mode_new, weight=float(weight_new))
+        publish()
+        return JSONResponse(routing_state())
+
+    app.put("/routing")(put_routing)
+
+    @app.post("/reload")
+    def reload():
+        """Resolve the champion and challenger URIs again (an alias moved) and load what changed, without a restart.
+
+        A challenger alias that no longer exists (promoted, or rolled back) leaves the champion alone in ``single``
+        mode. A champion that cannot be loaded is an error (503) and the service keeps serving what it had.
+        """
+        fresh = {}
+        try:
+            for role, uri in (("champion", model_uri), ("challenger", challenger_uri)):
+                if uri is None:
+                    fresh[role] = None
+                    continue
+                try:
+                    new_ref = resolve(uri)
+                except mlflow.exceptions.MlflowException:
+                    if role == "challenger":
+                        fresh[role] = None
+                        continue
+                    raise
+                old = state[role]
+                same = old is not None and old.ref.version == new_ref.version and new_ref.version is not None
+                fresh[role] = old if same else Variant.load(role, uri)
+            if fresh["challenger"] is not None:
+                _same_contract(fresh["champion"], fresh["challenger"])
+        except (mlflow.exceptions.MlflowException, ValueError, OSError) as exc:
+            message = str(exc).strip().splitlines()[0]
+            return refuse([{"loc": ["reload"], "msg": f"reload failed, still serving as before: {message}"}], 503)
+        before = {role: (state[role].ref.version if state[role] else None) for role in ("champion", "challenger")}
+        new_mode = state["mode"] if fresh["challenger"] is not None else "single"
+        state.update(champion=fresh["champion"], challenger=fresh["challenger"], mode=new_mode)
+        app.state.ref = fresh["champion"].ref
+        publish()
+        after = {role: (state[role].ref.version if state[role] else None) for role in ("champion", "challenger")}
+        return JSONResponse({**routing_state(), "changed": before != after, "before": before})
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
@@ -497,6 +745,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--log", default=None, help="prediction log (default: <workspace>/predictions/<model>.jsonl)")
+    parser.add_argument("--challenger", default=None, help="a second variant, e.g. models:/citybikes-demand@challenger")
+    parser.add_argument("--mode", choices=MODES, default=None, help="routing (default: canary with a challenger)")
+    parser.add_argument("--weight", type=float, default=0.1, help="canary share of request keys (default 0.1)")
     args = parser.parse_args(argv)
 
     import uvicorn
@@ -507,9 +758,14 @@ def main(argv: list[str] | None = None) -> None:
         workspace.quiet()
     else:
         workspace.setup()
-    app = create_app(args.model, log_path=args.log)
-    ref = app.state.ref
-    print(f"serving {ref.name} version {ref.version} on http://{args.host}:{args.port}", flush=True)
+    app = create_app(args.model, challenger_uri=args.challenger, mode=args.mode, weight=args.weight, log_path=args.log)
+    ref, routing = app.state.ref, app.state.routing
+    also = ""
+    if routing["challenger"] is not None:
+        also = (
+            f" and challenger version {routing['challenger'].ref.version} ({routing['mode']}, {routing['weight']:.0%})"
+        )
+    print(f"serving {ref.name} version {ref.version}{also} on http://{args.host}:{args.port}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 
@@ -518,10 +774,15 @@ if __name__ == "__main__":
 
 
 __all__ = [
+    "KEY_HEADER",
     "MAX_BATCH",
+    "MODES",
+    "VARIANT_HEADER",
     "Column",
     "ModelRef",
     "PredictionLog",
+    "Variant",
+    "bucket",
     "create_app",
     "default_log_path",
     "fast_predict",
@@ -530,5 +791,6 @@ __all__ = [
     "read_log",
     "request_models",
     "resolve",
+    "route",
     "signature_columns",
 ]
