@@ -476,12 +476,12 @@ def run_pipeline(config: PipelineConfig, echo=print) -> PipelineResult:
                 stage("promote", started, f"skipped (--no-promote): version {result.version} stays {CHALLENGER!r}")
         except StageRefused as refusal:
             stage(refusal.stage, time.perf_counter(), refusal.verdict, passed=False, **refusal.details)
-            restore_registry(client, config.model_name, state_before)
+            restore_registry(client, config.model_name, state_before, f"restored: refused at {refusal.stage}")
             result.version = None
         except Exception as exc:  # an unexpected failure is a refusal of the stage it happened in, never a half state
             failed = ["validate", "train", "evaluate", "register", "integration", "promote"][len(result.stages)]
             stage(failed, time.perf_counter(), f"{type(exc).__name__}: {exc}", passed=False)
-            restore_registry(client, config.model_name, state_before)
+            restore_registry(client, config.model_name, state_before, f"restored: {failed} failed")
             result.version = None
         mlflow.set_tags({"pipeline.exit_code": str(result.exit_code), "pipeline.promoted": str(result.promoted)})
     return result

@@ -188,6 +188,8 @@ def kserve_manifests(
     canary_percent: int = 10,
     namespace: str = "mlops-course",
     storage_root: str = "s3://mlops-course-models",
+    champion: str | None = None,
+    challenger: str | None = None,
     client=None,
 ) -> dict[str, dict]:
     """The release of ``challenger`` as KServe ``InferenceService`` manifests, generated from the registry.
@@ -196,7 +198,8 @@ def kserve_manifests(
     before the release); ``canary`` points the predictor at the challenger with ``canaryTrafficPercent`` (KServe
     keeps the last rolled-out revision, the champion, for the rest); ``promote`` drops the percent (100% to the
     challenger); ``rollback`` sets it to 0 (everything back to the champion). KServe canaries need the Serverless
-    deployment mode (Knative), which the annotation requests. Raises ``ValueError`` if an alias is missing.
+    deployment mode (Knative), which the annotation requests. ``champion``/``challenger`` are version numbers; by
+    default the versions the aliases point at. Raises ``ValueError`` if a version or alias does not exist.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -205,13 +208,18 @@ def kserve_manifests(
         raise ValueError(f"canary_percent must be an integer between 1 and 99, not {canary_percent!r}")
     client = client or mlflow.MlflowClient()
     versions = {}
-    for alias in ("champion", "challenger"):
+    for alias, number in (("champion", champion), ("challenger", challenger)):
         try:
-            versions[alias] = client.get_model_version_by_alias(model_name, alias)
+            if number is None:
+                versions[alias] = client.get_model_version_by_alias(model_name, alias)
+            else:
+                versions[alias] = client.get_model_version(model_name, str(number))
         except MlflowException:
-            raise ValueError(
-                f"{model_name} has no {alias!r} alias: a canary needs both champion and challenger"
-            ) from None
+            what = f"version {number}" if number is not None else f"an alias {alias!r}"
+            raise ValueError(f"{model_name} has no {what}: a canary needs a champion and a challenger") from None
+    if str(versions["champion"].version) == str(versions["challenger"].version):
+        same = versions["champion"].version
+        raise ValueError(f"champion and challenger are the same version ({same}): there is nothing to release")
 
     def manifest(version, percent: int | None) -> dict:
         predictor: dict[str, Any] = {
@@ -245,12 +253,12 @@ def kserve_manifests(
             "spec": {"predictor": predictor},
         }
 
-    champion, challenger = versions["champion"], versions["challenger"]
+    old, new = versions["champion"], versions["challenger"]
     return {
-        "stable": manifest(champion, None),
-        "canary": manifest(challenger, canary_percent),
-        "promote": manifest(challenger, None),
-        "rollback": manifest(challenger, 0),
+        "stable": manifest(old, None),
+        "canary": manifest(new, canary_percent),
+        "promote": manifest(new, None),
+        "rollback": manifest(new, 0),
     }
 
 

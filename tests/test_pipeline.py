@@ -153,6 +153,53 @@ def test_rollback_swaps_and_a_second_rollback_undoes_it(ws, batches):
     assert len(_state()["versions"]) == 2  # nothing deleted
 
 
+def test_without_promotion_the_version_waits_as_challenger(ws, batches):
+    before = _state()
+    result = pipeline.run_pipeline(_config(batches / "jan-may.csv", promote=False, reason="canary"))
+    assert result.exit_code == 0 and not result.promoted and result.failed_stage is None
+    assert "skipped (--no-promote)" in result.stages[-1].verdict
+    assert _state()["aliases"] == {**before["aliases"], "challenger": result.version}
+    assert mlflow.get_run(result.run_id).data.tags["pipeline.promoted"] == "False"
+
+
+def test_every_alias_move_is_in_the_audit_trail_in_order(ws, batches, monkeypatch):
+    monkeypatch.setenv("USER", "auditor")
+    client = mlflow.MlflowClient()
+    start = len(pipeline.audit_events(client, NAME))
+    old = _state()["aliases"]["champion"]
+    new = pipeline.run_pipeline(_config(batches / "jan-may.csv", reason="monthly retrain")).version
+    pipeline.rollback(client, NAME, "bad release")
+    refused = pipeline.run_pipeline(_config(batches / "jan-may.csv", max_rmse=1.0))  # refused before registering
+    assert refused.exit_code == 30
+    events = pipeline.audit_events(client, NAME)[start:]
+    moves = [(e["action"], e["alias"], e["version"], e["from"]) for e in events]
+    assert moves == [
+        ("set", "challenger", new, None),  # register
+        ("set", "previous-champion", old, None),  # promote keeps the old champion reachable
+        ("set", "champion", new, old),
+        ("delete", "challenger", None, new),  # the promoted challenger is no longer one
+        ("set", "champion", old, new),  # rollback
+        ("set", "previous-champion", new, old),
+    ]
+    assert [e["seq"] for e in events] == list(range(start + 1, start + 7))
+    assert {e["by"] for e in events} == {"auditor"} and all(e["at"].endswith("Z") for e in events)
+    assert events[2]["why"] == "monthly retrain" and events[4]["why"] == "bad release"
+
+
+def test_a_refusal_after_registration_is_recorded_as_a_restore(ws, batches, monkeypatch):
+    client = mlflow.MlflowClient()
+    start = len(pipeline.audit_events(client, NAME))
+    monkeypatch.setattr(pipeline, "integration_test", lambda *a, **k: ["the input example got HTTP 500"])
+    config = _config(batches / "jan-may.csv")
+    config.integration_test = True
+    result = pipeline.run_pipeline(config)
+    assert result.exit_code == pipeline.EXIT_CODES["integration"]
+    events = pipeline.audit_events(client, NAME)[start:]
+    assert [(e["action"], e["alias"]) for e in events] == [("set", "challenger"), ("delete", "challenger")]
+    assert events[1]["why"] == "restored: refused at integration"
+    assert pipeline.remove_alias(client, NAME, "challenger", "nothing to remove") is None  # no alias, no event
+
+
 def test_rollback_without_a_previous_champion_is_refused(ws):
     with pytest.raises(pipeline.StageRefused, match="nothing to roll back to"):
         pipeline.rollback(mlflow.MlflowClient(), NAME)
