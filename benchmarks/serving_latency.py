@@ -101,9 +101,21 @@ def main(argv: list[str] | None = None) -> None:
             record,
         ),
     }  # fmt: skip
+    # Notebook 09's modes. The challenger is the champion loaded twice: the cost of routing and of a second predict
+    # does not depend on which model it is.
+    for mode in ("canary", "shadow"):
+        servers[f"course service, {mode}"] = (
+            [sys.executable, "-m", "mlops_helpers.serving", "--model", URI, "--challenger", URI, "--mode", mode,
+             "--weight", "0.5", "--port", "{port}", "--log", str(ws.path("bench", f"predictions-{mode}.jsonl"))],
+            "/health",
+            "/predict",
+            record,
+        )  # fmt: skip
     rows = []
     for name, (command, health, path, body) in servers.items():
-        with processes.start(command, name=f"bench-{name.split()[0]}", health_path=health, timeout=120) as server:
+        with processes.start(
+            command, name=f"bench-{name.split(',')[0].split()[0]}", health_path=health, timeout=120
+        ) as server:
             timings = sequential(server.url + path, body, args.requests, args.warmup)
             throughput = concurrent(server.url + path, body, args.requests, args.clients)
         rows.append(
