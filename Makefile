@@ -49,7 +49,11 @@ mlflow-ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) for $(WORKSPACE) (e.g. W
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --workers 1 --host 127.0.0.1 --port $(PORT) \
 	  --backend-store-uri sqlite:///$(abspath $(WORKSPACE))/mlflow.db
 
-test: setup lint unit nbval rerun  ## everything CI checks: lint, unit tests, nbval (fresh workspace), papermill re-run
+# The unit tests and nbval run side by side (2 jobs: the machine has 2 cores and each is mostly one process); each
+# target's output is printed as a block when it ends. Then the papermill re-run, which needs nbval's workspace.
+test: setup lint  ## everything CI checks: lint; unit tests and nbval (fresh workspace) in parallel; papermill re-run
+	$(MAKE) --no-print-directory -j2 --output-sync=target unit nbval
+	$(MAKE) --no-print-directory rerun
 
 lint: setup  ## ruff over the package, the tests and the notebooks
 	$(VENV)/bin/ruff check mlops_helpers tests benchmarks notebooks
