@@ -165,7 +165,7 @@ class Lineage:
         kinds = [k for k in KINDS if any(n.kind == k for n in self.nodes.values())]
         columns = {k: sorted((n for n in self.nodes.values() if n.kind == k), key=_node_order) for k in kinds}
         height = max(len(c) for c in columns.values()) if columns else 1
-        fig, ax = plt.subplots(figsize=(2.1 * max(len(kinds), 1), 0.9 * height + 1.2), dpi=80, layout="constrained")
+        fig, ax = plt.subplots(figsize=(2.0 * max(len(kinds), 1), 1.0 * height + 1.0), dpi=80, layout="constrained")
         plt.close(fig)  # shown once, as the value the cell returns
         where = {}
         for x, kind in enumerate(kinds):
@@ -174,10 +174,12 @@ class Lineage:
                 where[node.id] = (x, (height - 1) / 2 - i + (len(column) - 1) / 2)
         for edge in self.edges:
             (x0, y0), (x1, y1) = where[edge.source], where[edge.target]
-            ax.annotate(
-                "", xy=(x1 - 0.38, y1), xytext=(x0 + 0.38, y0),
-                arrowprops={"arrowstyle": "->", "color": "0.5", "lw": 0.8, "shrinkA": 0, "shrinkB": 0},
-            )  # fmt: skip
+            past = edge.relation.endswith("before")  # an alias that pointed here once: dashed
+            arrow = {"arrowstyle": "->", "color": "0.55", "lw": 0.8, "linestyle": "--" if past else "-"}
+            ax.annotate("", xy=(x1 - 0.4, y1), xytext=(x0 + 0.4, y0), arrowprops=arrow)
+            ax.text(
+                (x0 + x1) / 2, (y0 + y1) / 2 + 0.08, edge.relation, ha="center", va="bottom", fontsize=6, color="0.4"
+            )
         colors = dict(zip(KINDS, plt.get_cmap("tab10").colors, strict=False))
         for node_id, (x, y) in where.items():
             node = self.nodes[node_id]
