@@ -273,12 +273,16 @@ def _versions(client, model_name: str, version) -> list:
     return [client.get_model_version_by_alias(model_name, text)]
 
 
-def deployment_records(model_name: str, root: str | Path | None = None) -> pd.DataFrame:
+def deployment_records(
+    model_name: str, root: str | Path | None = None, not_before: dict[str, int] | None = None
+) -> pd.DataFrame:
     """Who answered with which version: prediction-log rows of ``model_name`` grouped by file, version and variant.
 
     Reads every JSON Lines log under ``<workspace>/predictions/`` and the pipeline's integration-test logs. Columns:
     ``log`` (path relative to the workspace), ``version``, ``variant`` (empty unless notebook 09 set one), ``rows``,
-    ``first``, ``last`` (UTC times of the first and last prediction).
+    ``first``, ``last`` (UTC times of the first and last prediction). ``not_before`` maps a version to its
+    registration time (epoch ms): that version's rows logged earlier are dropped, they were answered by another model
+    that had the same name and number (a registered model deleted and created again).
     """
     import pandas as pd
 
@@ -297,6 +301,11 @@ def deployment_records(model_name: str, root: str | Path | None = None) -> pd.Da
         return pd.DataFrame(columns=columns)
     frame = pd.DataFrame(rows, columns=["log", "version", "variant", "time"])
     frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
+    for version, since_ms in (not_before or {}).items():
+        if since_ms:
+            frame = frame[
+                (frame["version"] != version) | (frame["time"] >= pd.Timestamp(since_ms, unit="ms", tz="UTC"))
+            ]
     grouped = frame.groupby(["log", "version", "variant"], sort=True)["time"].agg(["size", "min", "max"]).reset_index()
     return grouped.rename(columns={"size": "rows", "min": "first", "max": "last"})[columns]
 
@@ -330,10 +339,11 @@ def lineage(model_name: str, version: str | int | None = None, client=None, root
     graph = Lineage(model_name)
     aliases_now = {a: str(v) for a, v in client.get_registered_model(model_name).aliases.items()}
     events = pipeline.audit_events(client, model_name)
-    deployments = deployment_records(model_name, root)
     hashed: dict[Path, str | None] = {}
 
-    for mv in _versions(client, model_name, version):
+    chosen = _versions(client, model_name, version)
+    deployments = deployment_records(model_name, root, {str(mv.version): mv.creation_timestamp for mv in chosen})
+    for mv in chosen:
         v = str(mv.version)
         version_node = graph.add(Node(
             f"version:{v}", "version", f"{model_name} v{v}",
@@ -409,8 +419,6 @@ def lineage(model_name: str, version: str | int | None = None, client=None, root
         # deployments: rows answered by this version, logged after it was registered
         mine = deployments[deployments["version"] == v] if len(deployments) else deployments
         for record in mine.itertuples(index=False):
-            if mv.creation_timestamp and record.last.timestamp() * 1000 < mv.creation_timestamp:
-                continue  # an older version that had the same number (a deleted version's number reused)
             name = Path(record.log).stem + (f" [{record.variant}]" if record.variant else "")
             graph.add(Node(
                 f"deployment:{record.log}:{v}:{record.variant}", "deployment", f"{name}: {record.rows} rows",

@@ -202,8 +202,13 @@ def test_lineage_follows_a_version_from_its_data_file_to_its_deployment(release)
 def test_a_prediction_logged_before_the_version_existed_is_not_evidence(release):
     log = release.root / "predictions" / "old.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(json.dumps({"model": NAME, "version": release.version, "time": "2001-01-01T00:00:00+00:00"}))
+    old = {"model": NAME, "version": release.version, "time": "2001-01-01T00:00:00+00:00"}
+    log.write_text(json.dumps(old) + "\n")
     assert not governance.lineage(NAME, release.version, root=release.root).find("deployment")
+    with log.open("a") as handle:  # the same file, now with a row answered after the version was registered
+        handle.write(json.dumps({**old, "time": pd.Timestamp.now("UTC").isoformat()}) + "\n")
+    (deployment,) = governance.lineage(NAME, release.version, root=release.root).find("deployment")
+    assert deployment.attrs["rows"] == 1
 
 
 def test_reproduce_rebuilds_identical_predictions(release):
