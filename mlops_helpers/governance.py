@@ -214,9 +214,12 @@ def _facts(node: Node) -> str:
     a = node.attrs
     if node.kind == "data file":
         recorded = a.get("recorded_sha256")
-        state = "missing" if not a.get("exists") else ("matches the record" if a.get("verified") else "UNVERIFIED")
-        if a.get("exists") and recorded and not a.get("verified"):
-            state = "CHANGED since training"
+        if not a.get("exists"):
+            state = "the file is gone"
+        elif recorded is None:
+            state = "no SHA-256 recorded at training"
+        else:
+            state = "matches the record" if a.get("verified") else "CHANGED since training"
         return f"sha256 {str(a.get('sha256'))[:12]}, {state}"
     if node.kind == "dataset":
         return f"mlflow digest {a['digest']}, {a.get('rows')} rows, context {'/'.join(a.get('contexts', []))}"
