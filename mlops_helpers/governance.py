@@ -14,6 +14,11 @@ Four questions an auditor asks about a model in production, each answered from w
 - **Can we build it again?** :func:`reproduce` retrains a pipeline version from its logged parameters on the data it
   logged, after checking that the data file is unchanged, and compares predictions with the registered model.
 
+Command line (a nightly CI job runs ``audit``; it exits 1 when an alias was moved around the tools)::
+
+    python -m mlops_helpers.governance audit [--model-name NAME] [--since N] [--strict]
+    python -m mlops_helpers.governance lineage|card|reproduce [--version champion]
+
 mlflow and pandas are imported inside the functions: importing this module stays cheap.
 """
 
@@ -877,3 +882,72 @@ def save_model_card(
     client.log_text(mv.run_id, card, "model_card.md")
     client.set_model_version_tag(model_name, mv.version, "model_card", f"runs:/{mv.run_id}/model_card.md")
     return path
+
+
+# ---------------------------------------------------------------------------------------------------- command line
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mlops_helpers.governance audit|lineage|card|reproduce``: the controls, for CI or a cron job.
+
+    ``audit`` exits 1 when an alias was moved outside the tools (and, with ``--strict``, on gaps in the history too);
+    ``reproduce`` exits 1 when the data changed or the predictions differ. Both print one line per finding.
+    """
+    import argparse
+    import sys
+
+    from mlops_helpers import checkpoints, workspace
+
+    parser = argparse.ArgumentParser(
+        prog="python -m mlops_helpers.governance", description=main.__doc__.splitlines()[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("audit", "replay the audit trail and compare it with the registry"),
+        ("lineage", "print the lineage of a version as a Mermaid flowchart"),
+        ("card", "write the model card of a version to the workspace and log it on its run"),
+        ("reproduce", "retrain a pipeline version and compare its predictions"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--model-name", default=checkpoints.MODEL_NAME)
+        p.add_argument("--tracking-uri", help="MLflow tracking/registry URI (default: the course workspace)")
+        if name == "audit":
+            p.add_argument("--since", type=int, default=0, help="report gaps only after this event number")
+            p.add_argument("--strict", action="store_true", help="fail on gaps in the history too")
+        else:
+            p.add_argument("--version", default="champion", help="a version number or an alias (default: champion)")
+    args = parser.parse_args(argv)
+
+    import mlflow
+
+    if args.tracking_uri:
+        workspace.quiet()
+        mlflow.set_tracking_uri(args.tracking_uri)
+        mlflow.set_registry_uri(args.tracking_uri)
+    else:
+        workspace.setup()
+    if args.command == "audit":
+        check = check_audit(args.model_name, since=args.since)
+        for finding in check.findings:
+            print(f"{finding.kind}: {finding.message()}")
+        failed = bool(check.unrecorded) or (args.strict and bool(check.gaps))
+        print(f"audit: {check.events} events, {len(check.unrecorded)} unrecorded moves, {len(check.gaps)} gaps")
+        return 1 if failed else 0
+    if args.command == "lineage":
+        print(lineage(args.model_name, args.version).to_mermaid())
+        return 0
+    if args.command == "card":
+        card = model_card(args.model_name, args.version)
+        print(save_model_card(args.model_name, args.version, card))
+        return 0
+    try:
+        result = reproduce(args.model_name, args.version)
+    except DataChanged as refusal:
+        print(f"reproduce: REFUSED, {refusal}", file=sys.stderr)
+        return 1
+    print(json.dumps(result.summary(), default=str))
+    return 0 if result.identical else 1
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -249,9 +249,12 @@ def test_check_audit_finds_a_direct_alias_move_and_passes_after_the_tools_put_it
     client.set_registered_model_alias(NAME, "champion", other)
     found = governance.check_audit(NAME, since=since)
     assert [(f.alias, f.registry, f.trail) for f in found.unrecorded] == [("champion", other, release.version)]
+    assert governance.main(["audit", "--since", str(since)]) == 1  # the CLI a nightly job runs fails
     pipeline.move_alias(client, NAME, "champion", release.version, "revert an unrecorded move")
     after = governance.check_audit(NAME, since=since)
     assert not after.unrecorded and len(after.gaps) == 1
+    assert governance.main(["audit", "--since", str(since)]) == 0
+    assert governance.main(["audit", "--since", str(since), "--strict"]) == 1  # the gap stays in the history
 
 
 def test_the_model_card_is_computed_from_the_registry_and_the_data(release):
