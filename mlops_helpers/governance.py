@@ -710,8 +710,30 @@ def _tag(name: str, mv, registered) -> str | None:
     return mv.tags.get(name) or registered.tags.get(name)
 
 
-def _markdown_table(frame: pd.DataFrame, digits: int = 2) -> str:
-    return frame.round(digits).to_markdown(floatfmt="g")
+def _markdown_table(frame: pd.DataFrame, digits: int = 2, index: bool = True) -> str:
+    """A GitHub-flavoured markdown table (pandas' ``to_markdown`` needs tabulate, which the course does not pin)."""
+    import numbers
+
+    table = frame.reset_index() if index else frame
+
+    def cell(value) -> str:
+        if value is None or (isinstance(value, float) and value != value):
+            return ""
+        if isinstance(value, bool | str) or not isinstance(value, numbers.Number):
+            return str(value).replace("|", "\\|")
+        return str(value) if isinstance(value, numbers.Integral) else f"{value:.{digits}f}"
+
+    numeric = [_is_numeric(table[c]) for c in table.columns]
+    lines = ["| " + " | ".join(str(c) for c in table.columns) + " |"]
+    lines.append("|" + "|".join("---:" if n else ":---" for n in numeric) + "|")
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _is_numeric(column) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
 
 
 def model_card(
@@ -812,7 +834,7 @@ def model_card(
         "",
         "Logged by the run (rentals per hour):",
         "",
-        _markdown_table(pd.DataFrame({"value": run.data.metrics}).sort_index()),
+        _markdown_table(pd.DataFrame({"value": run.data.metrics}).sort_index().rename_axis("metric")),
         "",
         f"The error after the batch, by month, computed now from `{course_data.BIKES_FILE}` with the registered model:",
         "",
@@ -851,7 +873,7 @@ def model_card(
     lines += ["## Alias history (audit trail)", ""]
     if events:
         history = pd.DataFrame(events)[["seq", "at", "by", "action", "alias", "version", "from", "why"]]
-        lines.append(history.to_markdown(index=False))
+        lines.append(_markdown_table(history, index=False))
     else:
         lines.append("_No recorded alias moves._")
     lines += [
