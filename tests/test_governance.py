@@ -274,3 +274,14 @@ def test_the_model_card_is_computed_from_the_registry_and_the_data(release):
     path = governance.save_model_card(NAME, release.version, card, root=release.root)
     assert path.read_text() == card
     assert client.get_model_version(NAME, release.version).tags["model_card"].endswith("model_card.md")
+
+
+def test_markdown_tables_align_numbers_and_escape_pipes():
+    frame = pd.DataFrame({"rows": [3, 10], "rmse": [1.234, None], "ok": [True, False], "why": ["a|b", None]})
+    text = governance._markdown_table(frame.rename_axis("k"), digits=1)
+    assert text.splitlines() == [
+        "| k | rows | rmse | ok | why |",
+        "|---:|---:|---:|:---|:---|",
+        "| 0 | 3 | 1.2 | True | a\\|b |",
+        "| 1 | 10 |  | False |  |",
+    ]
