@@ -410,6 +410,7 @@ def run_pipeline(config: PipelineConfig, echo=print) -> PipelineResult:
             (reports / "validation.json").write_text(json.dumps(report.to_dict(), indent=1))
             if frame is None:
                 raise StageRefused("validate", report.verdict(), report.to_dict())
+            mlflow.set_tag("pipeline.data_sha256", data.sha256(config.data))  # the file's identity, for lineage (10)
             stage("validate", started, report.verdict())
 
             # 2. train
