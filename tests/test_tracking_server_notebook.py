@@ -1,4 +1,5 @@
-"""Notebook 02 leaves no tracking server behind: not when it runs to the end, not when a cell fails mid-way.
+"""Notebook 02 leaves no tracking server behind, not even when a cell fails mid-way; with a team's server named by
+``MLFLOW_TRACKING_URI`` it logs there and leaves that server alone.
 
 The notebook shows its server (``<Server mlflow-server running on http://127.0.0.1:PORT pid=N>``) right after
 starting it; the executed copy, kept by the runner even on failure, tells us which PID and port to check.
@@ -73,3 +74,28 @@ def test_notebook_02_leaves_no_server_behind(tmp_path, monkeypatch, fail):
     assert _exits_within(pid, GRACE_SECONDS), f"the server (pid {pid}) outlived the notebook"
     assert processes.port_is_free(port), f"port {port} is still taken after the notebook"
     assert not _processes_using(ws / "server"), "a process still uses the notebook's server stores"
+
+
+def test_notebook_02_logs_to_a_shared_server_and_leaves_it_running(tmp_path, monkeypatch):
+    """A team's server named by ``MLFLOW_TRACKING_URI``: the notebook logs there, starts none, and stops none."""
+    import mlflow
+
+    store = tmp_path / "team-server"
+    store.mkdir()
+    command = [
+        "mlflow", "server", "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
+        "--artifacts-destination", str(store / "artifacts"), "--host", "{host}", "--port", "{port}", "--workers", "1",
+    ]  # fmt: skip
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with processes.start(command, name="team-server", health_path="/health", env=env, timeout=120) as team:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", team.url)
+        (result,) = course.run(["02"], tmp_path / "ws", {})
+        assert result.status == "ok", result.error
+        assert team.alive, "the notebook stopped the team's server"
+        texts = [
+            o.get("text", "") for c in nbformat.read(result.output, as_version=4).cells for o in c.get("outputs", [])
+        ]
+        assert not any(STARTED.search(t) for t in texts), "the notebook started a server of its own"
+        client = mlflow.MlflowClient(tracking_uri=team.url)
+        experiment = client.get_experiment_by_name("citybikes-server")
+        assert experiment is not None and client.search_runs([experiment.experiment_id])  # its runs are on the team's
