@@ -7,7 +7,6 @@ ridge model (worse, and with very different predictions) as ``challenger``. The 
 from __future__ import annotations
 
 import hashlib
-import os
 
 import mlflow
 import numpy as np
@@ -114,11 +113,9 @@ def test_bad_inputs_get_a_clear_error():
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory):
+def registry(tmp_path_factory, module_tracking_env):
     """Champion (the best run) and challenger (the ridge run) registered; the environment restored afterwards."""
     root = tmp_path_factory.mktemp("release") / "workspace"
-    names = ("COURSE_WORKSPACE", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    saved = {name: os.environ.get(name) for name in names}
     ws = workspace.setup(root)
     champion = checkpoints.ensure_champion(ws)
     runs = checkpoints.ensure_runs(ws)
@@ -128,11 +125,6 @@ def registry(tmp_path_factory):
     client = mlflow.MlflowClient()
     pipeline.move_alias(client, NAME, pipeline.CHALLENGER, challenger.version, "test challenger")
     yield ws, str(champion.version), str(challenger.version)
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
 
 
 @pytest.fixture(scope="module")

@@ -28,19 +28,12 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 
 
 @pytest.fixture(scope="module")
-def champion(tmp_path_factory):
+def champion(tmp_path_factory, module_tracking_env):
     """A workspace with a registered champion; the environment is restored afterwards."""
     root = tmp_path_factory.mktemp("serving") / "workspace"
-    names = ("COURSE_WORKSPACE", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    saved = {name: os.environ.get(name) for name in names}
     ws = workspace.setup(root)
     version = checkpoints.ensure_champion(ws)
     yield ws, version
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
 
 
 @pytest.fixture(scope="module")
