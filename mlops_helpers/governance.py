@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_helpers import data as course_data
+from mlops_helpers import serving  # cheap: the service's heavy imports happen inside create_app
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -248,7 +249,8 @@ def _facts(node: Node) -> str:
 def dataset_path(dataset) -> Path | None:
     """The local file an MLflow dataset input was read from (its ``source`` JSON holds the URI), or None."""
     try:
-        uri = json.loads(dataset.source).get("uri") or json.loads(dataset.source).get("path")
+        source = json.loads(dataset.source)
+        uri = source.get("uri") or source.get("path")
     except (TypeError, ValueError, AttributeError):
         return None
     if not uri:
@@ -300,7 +302,7 @@ def deployment_records(
     rows = []
     for pattern in DEPLOYMENT_LOGS:
         for path in sorted(base.glob(pattern)):
-            for row in _read_log(path):
+            for row in serving.read_log(path):
                 if row.get("model") == model_name and row.get("version") is not None and row.get("time"):
                     variant = row.get("variant") or ""
                     rows.append((str(path.relative_to(base)), str(row["version"]), str(variant), row["time"]))
@@ -316,19 +318,6 @@ def deployment_records(
             ]
     grouped = frame.groupby(["log", "version", "variant"], sort=True)["time"].agg(["size", "min", "max"]).reset_index()
     return grouped.rename(columns={"size": "rows", "min": "first", "max": "last"})[columns]
-
-
-def _read_log(path: Path) -> list[dict]:
-    """The rows of a JSON Lines prediction log (the format of ``serving.read_log``, without importing the service)."""
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
 
 
 def lineage(model_name: str, version: str | int | None = None, client=None, root: str | Path | None = None) -> Lineage:

@@ -226,11 +226,7 @@ def record_event(
     ``action`` is ``"set"`` or ``"delete"``; ``previous`` is the version the alias pointed at before (or None).
     The tags are append-only: a new event takes the next number, earlier ones are never changed.
     """
-    tags = client.get_registered_model(name).tags
-    numbers = [
-        int(k[len(AUDIT_PREFIX) :]) for k in tags if k.startswith(AUDIT_PREFIX) and k[len(AUDIT_PREFIX) :].isdigit()
-    ]
-    seq = max(numbers, default=0) + 1
+    seq = max((e["seq"] for e in audit_events(client, name)), default=0) + 1
     event = {
         "seq": seq,
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -306,6 +306,15 @@ def bucket(key: str) -> float:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
 
 
+def routing_problem(mode: Any, weight: Any) -> tuple[str, str] | None:
+    """``(field, message)`` when ``mode`` or ``weight`` cannot be used for routing, else None."""
+    if mode not in MODES:
+        return "mode", f"mode must be one of {', '.join(MODES)}, not {mode!r}"
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0.0 <= weight <= 1.0:
+        return "weight", f"weight must be between 0 and 1, not {weight!r}"
+    return None
+
+
 def route(key: str, mode: str, weight: float) -> str:
     """``"challenger"`` or ``"champion"``: who answers a request with ``key``.
 
@@ -313,10 +322,9 @@ def route(key: str, mode: str, weight: float) -> str:
     (a key always lands on the same side for a given weight) and monotone (raising the weight only moves keys from
     the champion to the challenger, so nobody flips back and forth while a canary is ramped up).
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"weight must be between 0 and 1, not {weight!r}")
+    problem = routing_problem(mode, weight)
+    if problem:
+        raise ValueError(problem[1])
     return "challenger" if mode == "canary" and bucket(key) < weight else "champion"
 
 
@@ -326,7 +334,6 @@ class Variant:
 
     role: str
     ref: ModelRef
-    model: Any
     columns: list[Column]
     predict_rows: Any
     order: list[str] | None
@@ -339,10 +346,24 @@ class Variant:
         model = model or mlflow.pyfunc.load_model(model_uri)
         columns = signature_columns(model)
         predict_rows, order = fast_predict(model, columns)
-        return cls(role, ref, model, columns, predict_rows, order)
+        return cls(role, ref, columns, predict_rows, order)
 
     def describe(self) -> dict:
         return {"model": self.ref.name, "version": self.ref.version, "alias": self.ref.alias, "uri": self.ref.uri}
+
+
+class _Routing:
+    """The variants, mode and weight requests read. :meth:`update` replaces the whole mapping in one assignment, so
+    a request that took :attr:`now` sees one consistent routing while ``/reload`` (on a worker thread) changes it."""
+
+    def __init__(self, **values: Any) -> None:
+        self.now: dict[str, Any] = values
+
+    def update(self, **changes: Any) -> None:
+        self.now = {**self.now, **changes}
+
+    def __getitem__(self, key: str) -> Any:
+        return self.now[key]
 
 
 def _same_contract(champion: Variant, challenger: Variant) -> None:
@@ -399,7 +420,9 @@ def create_app(
     if challenger:
         _same_contract(champion, challenger)
     mode = mode or ("canary" if challenger else "single")
-    route("", mode, weight)  # validates both
+    problem = routing_problem(mode, weight)
+    if problem:
+        raise ValueError(problem[1])
     if mode != "single" and challenger is None:
         raise ValueError(f"mode {mode!r} needs a challenger: pass challenger_uri (--challenger)")
     ref = champion.ref
@@ -408,8 +431,7 @@ def create_app(
     dtypes = {c.name: c.dtype for c in columns}
     _, _, Body = request_models(columns)
     log = PredictionLog(log_path or default_log_path(ref.name))
-    # Everything a request reads, swapped as a whole by /reload and /routing (one assignment: no torn state).
-    state = {"champion": champion, "challenger": challenger, "mode": mode, "weight": float(weight)}
+    state = _Routing(champion=champion, challenger=challenger, mode=mode, weight=float(weight))
 
     disable_created_metrics()  # no `*_created` samples: they double the exposition and say nothing here
     registry = registry or CollectorRegistry()
@@ -577,7 +599,7 @@ def create_app(
         rows = [record.model_dump() for record in records]
         request_id = uuid.uuid4().hex
         key = request.headers.get(KEY_HEADER)
-        current = state  # this request's view, whatever /routing or /reload do meanwhile
+        current = state.now  # this request's view, whatever /routing or /reload do meanwhile
         role = route(key if key is not None else request_id, current["mode"], current["weight"])
         answering = current[role] or current["champion"]
         answer = run_model(answering, rows)
@@ -647,13 +669,9 @@ def create_app(
         if unknown:
             return refuse([{"loc": ["body", sorted(unknown)[0]], "msg": "unknown field: send mode and/or weight"}])
         mode_new, weight_new = change.get("mode", state["mode"]), change.get("weight", state["weight"])
-        if isinstance(weight_new, bool) or not isinstance(weight_new, int | float):
-            return refuse([{"loc": ["body", "weight"], "msg": "weight must be a number between 0 and 1"}])
-        try:
-            route("", mode_new, float(weight_new))
-        except ValueError as exc:
-            field = "weight" if "weight" in str(exc) else "mode"
-            return refuse([{"loc": ["body", field], "msg": str(exc)}])
+        problem = routing_problem(mode_new, weight_new)
+        if problem:
+            return refuse([{"loc": ["body", problem[0]], "msg": problem[1]}])
         if mode_new != "single" and state["challenger"] is None:
             msg = f"mode {mode_new!r} needs a challenger and none is loaded: register one and POST /reload"
             return refuse([{"loc": ["body", "mode"], "msg": msg, "type": "conflict"}], status=409)
