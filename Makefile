@@ -12,7 +12,7 @@ export DO_NOT_TRACK := true
 WORKSPACE ?= workspace
 PORT      ?= 5000
 
-.PHONY: help system-deps setup course lab mlflow-ui test lint format unit notebooks nbval rerun refresh lock bench clean
+.PHONY: help system-deps setup course lab mlflow-ui test lint format unit notebooks nbval rerun params refresh lock bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,10 +50,11 @@ mlflow-ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) for $(WORKSPACE) (e.g. W
 	  --backend-store-uri sqlite:///$(abspath $(WORKSPACE))/mlflow.db
 
 # The unit tests and nbval run side by side (2 jobs: the machine has 2 cores and each is mostly one process); each
-# target's output is printed as a block when it ends. Then the papermill re-run, which needs nbval's workspace.
-test: setup lint  ## everything CI checks: lint; unit tests and nbval (fresh workspace) in parallel; papermill re-run
+# target's output is printed as a block when it ends. Then the papermill re-run, which needs nbval's workspace, beside
+# the run of the notebooks under another model name.
+test: setup lint  ## everything CI checks: lint; unit tests and nbval in parallel; then the re-run and the params run
 	$(MAKE) --no-print-directory -j2 --output-sync=target unit nbval
-	$(MAKE) --no-print-directory rerun
+	$(MAKE) --no-print-directory -j2 --output-sync=target rerun params
 
 lint: setup  ## ruff over the package, the tests and the notebooks
 	$(VENV)/bin/ruff check mlops_helpers tests benchmarks notebooks
@@ -64,7 +65,10 @@ format: setup  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff format mlops_helpers tests benchmarks
 
 unit: setup  ## unit tests of the package, the data, the environment and the committed notebooks' structure
-	$(PY) -m pytest -q --durations=8 tests
+	$(PY) -m pytest -q --durations=8 tests --ignore=tests/notebook_runs
+
+params: setup  ## the notebooks that declare MODEL_NAME, run with another name: the default name is never touched
+	$(PY) -m pytest -q -p no:cacheprovider tests/notebook_runs
 
 notebooks: setup  ## execute every notebook headless with papermill in a fresh workspace (as make course)
 	$(PY) -m mlops_helpers.course run

@@ -22,15 +22,16 @@ from pathlib import Path
 
 import requests
 
-from mlops_helpers import REPO_ROOT, checkpoints, data, processes, workspace
+from mlops_helpers import REPO_ROOT, catchup, data, processes, workspace
+from mlops_helpers.names import MODEL_NAME
 
-URI = f"models:/{checkpoints.MODEL_NAME}@champion"
+URI = f"models:/{MODEL_NAME}@champion"
 
 
 def one_row() -> dict:
     """A real hour of March 2011, as the JSON record both servers accept."""
     bikes = data.load_bikes()
-    X, _ = data.xy(data.window(bikes, checkpoints.VALIDATION_START, checkpoints.TRAIN_END))
+    X, _ = data.xy(data.window(bikes, data.VALIDATION_START, data.TRAIN_WINDOW.end))
     return X.iloc[0].to_dict()
 
 
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     ws = workspace.setup(args.workspace)
-    champion = checkpoints.ensure_champion(ws)
+    champion = catchup.ensure_champion(ws)
     record = one_row()
     servers = {
         "mlflow models serve": (
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     cpu = os.cpu_count()
     print(
-        f"\nmodel {checkpoints.MODEL_NAME} version {champion.version}, {args.requests} single-row requests per server "
+        f"\nmodel {MODEL_NAME} version {champion.version}, {args.requests} single-row requests per server "
         f"after {args.warmup} warm-up; Python {platform.python_version()}, {platform.system()} {platform.machine()}, "
         f"{cpu} CPUs\n"
     )

@@ -2,8 +2,8 @@
 # the course's pinned environment and the mlops_helpers package, nothing else.
 #
 # Build and push from the repository root (a Docker engine and a registry the cluster can pull from are needed):
-#   docker build -f docker/kfp-component.Dockerfile -t registry.example.com/citybikes-mlops:0.1.0 .
-#   docker push registry.example.com/citybikes-mlops:0.1.0
+#   docker build -f docker/kfp-component.Dockerfile -t registry.example.com/citybikes-mlops:0.2.0 .
+#   docker push registry.example.com/citybikes-mlops:0.2.0
 # then set kfp_pipeline.IMAGE to the pushed name and compile the pipeline again.
 FROM python:3.11-slim
 

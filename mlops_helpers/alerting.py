@@ -19,12 +19,14 @@ import argparse
 import json
 import os
 import sys
-import threading
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from mlops_helpers.jsonl import AppendOnlyFile, read_jsonl
+from mlops_helpers.names import MODEL_NAME
 
 PREFIX = "citybikes"
 PROMETHEUS = "/usr/bin/prometheus"
@@ -61,7 +63,7 @@ def write_metrics(path: str | Path, values: Mapping[str, float], per_feature=Non
 
 # --------------------------------------------------------------------------------------------------------- rules
 @dataclass(frozen=True)
-class Rule:
+class AlertRule:
     """An alert rule: ``<PREFIX>_<metric> <op> <threshold>``, written for Prometheus and evaluable in Python."""
 
     alert: str
@@ -82,17 +84,17 @@ class Rule:
         return {">": value > self.threshold, ">=": value >= self.threshold, "<": value < self.threshold}[self.op]
 
 
-def default_rules(rmse_threshold: float, drift_share: float = 0.5) -> tuple[Rule, ...]:
+def default_rules(rmse_threshold: float, drift_share: float = 0.5) -> tuple[AlertRule, ...]:
     """The course's two alerts: most features drifted, and the error once labels arrive is too high."""
     return (
-        Rule("CityBikesDataDrift", "drift_share", ">=", drift_share,
+        AlertRule("CityBikesDataDrift", "drift_share", ">=", drift_share,
              "{{ $value | humanizePercentage }} of the model's features drifted from the training data"),
-        Rule("CityBikesErrorHigh", "rmse", ">", rmse_threshold,
+        AlertRule("CityBikesErrorHigh", "rmse", ">", rmse_threshold,
              "RMSE {{ $value | printf \"%.1f\" }} on the latest labelled week is above the threshold", "critical"),
     )  # fmt: skip
 
 
-def rules_yaml(rules: Sequence[Rule]) -> str:
+def rules_yaml(rules: Sequence[AlertRule]) -> str:
     """The Prometheus rule file for ``rules`` (``promtool check rules`` accepts it)."""
     import yaml
 
@@ -102,7 +104,7 @@ def rules_yaml(rules: Sequence[Rule]) -> str:
             {
                 "alert": r.alert,
                 "expr": r.expr,
-                "labels": {"severity": r.severity, "model": "citybikes-demand"},
+                "labels": {"severity": r.severity, "model": MODEL_NAME},
                 "annotations": {"summary": r.summary},
             }
             for r in rules
@@ -111,7 +113,7 @@ def rules_yaml(rules: Sequence[Rule]) -> str:
     return yaml.safe_dump({"groups": [group]}, sort_keys=False)
 
 
-def evaluate_rules(rules: Sequence[Rule], values: Mapping[str, float]) -> list[str]:
+def evaluate_rules(rules: Sequence[AlertRule], values: Mapping[str, float]) -> list[str]:
     """The fallback when Prometheus is not installed: the names of the rules that fire on ``values``."""
     return [r.alert for r in rules if r.fires(values)]
 
@@ -152,20 +154,6 @@ def binaries_installed() -> bool:
 
 
 # ------------------------------------------------------------------------------------------------------ receiver
-def read_notifications(path: str | Path) -> list[dict]:
-    """The notifications a receiver wrote (JSON Lines; a torn last line is skipped)."""
-    found = []
-    path = Path(path)
-    if not path.exists():
-        return found
-    for line in path.read_text().splitlines():
-        try:
-            found.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return found
-
-
 def slack_text(notification: Mapping) -> str:
     """One line per alert, as it would appear in a Slack channel."""
     lines = []
@@ -176,37 +164,45 @@ def slack_text(notification: Mapping) -> str:
     return "\n".join(lines)
 
 
+def parse_notification(body: bytes) -> dict:
+    """An Alertmanager webhook body as a dict; ``ValueError`` says what is wrong with it."""
+    notification = json.loads(body or b"null")
+    if not isinstance(notification, dict) or not isinstance(notification.get("alerts"), list):
+        raise ValueError("expected an Alertmanager notification: a JSON object with an 'alerts' list")
+    return notification
+
+
+def forward_to_slack(notification: Mapping, slack_url: str) -> None:
+    """Post the notification's one-line summary to a Slack incoming webhook; a failure is printed, not raised."""
+    body = json.dumps({"text": slack_text(notification)}).encode()
+    request = urllib.request.Request(slack_url, body, {"Content-Type": "application/json"})
+    try:
+        urllib.request.urlopen(request, timeout=5).close()
+    except OSError as exc:  # Slack down must not lose the notification: it is already on disk
+        print(f"forwarding to Slack failed: {exc}", file=sys.stderr, flush=True)
+
+
 def make_receiver(out: Path, slack_url: str | None = None) -> type[BaseHTTPRequestHandler]:
-    lock = threading.Lock()
+    """An HTTP handler that appends each notification to ``out`` (JSON Lines) and forwards it to Slack if asked."""
+    log = AppendOnlyFile(out)
 
     class Receiver(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path == "/health":
-                self._answer(200, {"ok": True})
-            elif self.path == "/alerts":
-                self._answer(200, read_notifications(out))
+            routes = {"/health": lambda: {"ok": True}, "/alerts": lambda: read_jsonl(out)}
+            if self.path in routes:
+                self._answer(200, routes[self.path]())
             else:
                 self._answer(404, {"error": "GET /health or /alerts; POST notifications to /"})
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
             try:
-                notification = json.loads(self.rfile.read(length) or b"null")
-                if not isinstance(notification, dict) or not isinstance(notification.get("alerts"), list):
-                    raise ValueError("expected an Alertmanager notification: a JSON object with an 'alerts' list")
+                notification = parse_notification(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
             except ValueError as exc:
                 self._answer(400, {"error": str(exc)})
                 return
-            with lock, open(out, "a") as handle:
-                handle.write(json.dumps(notification, sort_keys=True) + "\n")
-                handle.flush()
+            log.append([notification], sort_keys=True)
             if slack_url:
-                body = json.dumps({"text": slack_text(notification)}).encode()
-                request = urllib.request.Request(slack_url, body, {"Content-Type": "application/json"})
-                try:
-                    urllib.request.urlopen(request, timeout=5).close()
-                except OSError as exc:  # Slack down must not lose the notification: it is already on disk
-                    print(f"forwarding to Slack failed: {exc}", file=sys.stderr, flush=True)
+                forward_to_slack(notification, slack_url)
             self._answer(200, {"received": len(notification["alerts"])})
 
         def _answer(self, status: int, body) -> None:

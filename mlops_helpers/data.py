@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -36,9 +37,37 @@ CALENDAR_FEATURES = ("hr", "weekday", "workingday", "holiday", "season", "month"
 #: The model's inputs, all numeric (the weather category as its ordinal code, 0 = clear ... 3 = heavy rain/snow).
 FEATURES = (*CALENDAR_FEATURES, "weather", *NUMERIC_FEATURES)
 
-#: The default training window (January-March) and the "production" months that follow.
-TRAIN_WINDOW = ("2011-01-01", "2011-04-01")
-PRODUCTION_WINDOW = ("2011-04-01", "2012-01-01")
+
+class Window(NamedTuple):
+    """A half-open time window ``start <= hour < end`` (ISO dates), written ``START:END`` on a command line."""
+
+    start: str
+    end: str
+
+    @classmethod
+    def parse(cls, text: str | tuple[str, str] | Window) -> Window:
+        """``"2011-01-01:2011-06-01"`` (or a pair) as a checked window; a ``ValueError`` says what is wrong."""
+        if isinstance(text, tuple):
+            start, end = text
+        else:
+            start, sep, end = str(text).partition(":")
+            if not sep or not start or not end:
+                raise ValueError(f"a window is START:END, e.g. 2011-01-01:2011-06-01, not {text!r}")
+        try:
+            first, last = pd.Timestamp(start), pd.Timestamp(end)
+        except ValueError as exc:
+            raise ValueError(f"window {text!r}: {exc}") from None
+        if first >= last:
+            raise ValueError(f"window start {start} must be before its end {end}")
+        return cls(str(start), str(end))
+
+    def __str__(self) -> str:
+        return f"{self.start}:{self.end}"
+
+
+#: Notebook 01's training window (January-March), and where its validation part starts (March).
+TRAIN_WINDOW = Window("2011-01-01", "2011-04-01")
+VALIDATION_START = "2011-03-01"
 
 
 class DataError(RuntimeError):
@@ -149,15 +178,14 @@ def prepare_bikes(raw: pd.DataFrame, source: str = "the data") -> pd.DataFrame:
 
 def window(frame: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
     """The rows with ``start <= timestamp < end`` (half-open, so consecutive windows never share an hour)."""
-    start_ts, end_ts = pd.Timestamp(start), pd.Timestamp(end)
-    if start_ts >= end_ts:
-        raise ValueError(f"window start {start} must be before its end {end}")
-    return frame.loc[(frame.index >= start_ts) & (frame.index < end_ts)]
+    start, end = Window.parse((start, end))
+    return frame.loc[(frame.index >= pd.Timestamp(start)) & (frame.index < pd.Timestamp(end))]
 
 
-def source_batch(start: str, end: str, data_dir: str | Path | None = None) -> pd.DataFrame:
-    """The rows of ``Bikeshare.csv`` with ``start <= hour < end``, untouched, in the source format (columns as
-    published): a batch "as the source system delivers it", for the pipeline (notebooks 05 and 07)."""
+def source_batch(span: Window | str | tuple[str, str], data_dir: str | Path | None = None) -> pd.DataFrame:
+    """The rows of ``Bikeshare.csv`` in ``span`` (a :class:`Window` or ``"START:END"``), untouched, in the source
+    format (columns as published): a batch "as the source system delivers it", for the pipeline (notebooks 05, 07)."""
+    start, end = Window.parse(span)
     raw = pd.read_csv(verified_path(BIKES_FILE, data_dir))
     first, last = pd.Timestamp(start), pd.Timestamp(end)
     if first.year != last.year and last != pd.Timestamp(f"{first.year + 1}-01-01"):
@@ -166,12 +194,7 @@ def source_batch(start: str, end: str, data_dir: str | Path | None = None) -> pd
     return raw[(raw["day"] >= first.dayofyear) & (raw["day"] < day_end)]
 
 
-def train_production_split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(January-March, April-December): the window the model learns from, and the months it then meets."""
-    return window(frame, *TRAIN_WINDOW), window(frame, *PRODUCTION_WINDOW)
-
-
-def train_validation_split(frame: pd.DataFrame, validation_start: str = "2011-03-15") -> tuple[pd.DataFrame, ...]:
+def train_validation_split(frame: pd.DataFrame, validation_start: str = VALIDATION_START) -> tuple[pd.DataFrame, ...]:
     """Split a training window by time: everything before ``validation_start`` to fit, the rest to validate.
 
     Time order, never a random shuffle: a random split would let the model peek at the hours around each

@@ -32,13 +32,13 @@ from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 from mlops_helpers import __version__
-from mlops_helpers.checkpoints import MODEL_NAME
 from mlops_helpers.kfp_runtime import STEPS
+from mlops_helpers.names import KFP_EXPERIMENT, MODEL_NAME
+from mlops_helpers.pipeline import PipelineConfig
 
 #: The image every component runs in on a cluster (built from docker/kfp-component.Dockerfile; push it to a
 #: registry the cluster can pull from and change the name accordingly).
 IMAGE = f"citybikes-mlops:{__version__}"
-EXPERIMENT_NAME = "citybikes-kfp"
 PIPELINE_NAME = "citybikes-training"
 __all__ = ["IMAGE", "STEPS", "compile_pipeline", "training_pipeline"]
 
@@ -54,17 +54,17 @@ def ingest(data_uri: str, tracking_uri: str, experiment: str, reason: str, raw: 
 
     import mlflow
 
-    from mlops_helpers import data
+    from mlops_helpers import data, names, workspace
     from mlops_helpers import kfp_runtime as kp
 
-    kp.connect(tracking_uri)
+    workspace.connect(tracking_uri)
     source = kp.local_path(data_uri)
     shutil.copyfile(source, raw.path)
     experiment_id = (mlflow.get_experiment_by_name(experiment) or mlflow.set_experiment(experiment)).experiment_id
     parent = mlflow.MlflowClient().create_run(
         experiment_id,
         run_name="kfp-pipeline",
-        tags={"pipeline.engine": "kubeflow-pipelines", "pipeline.data": data_uri, "pipeline.reason": reason},
+        tags={"pipeline.engine": "kubeflow-pipelines", names.DATA_TAG: data_uri, names.REASON_TAG: reason},
     )
     parent_run_id = parent.info.run_id
     sha256 = data.sha256(raw.path)
@@ -116,28 +116,20 @@ def train(
     """Fit the model on the batch minus its last ``holdout_days`` days; log it to MLflow and write it as an artifact."""
     import mlflow
     import pandas as pd
-    from mlflow.models import infer_signature
 
-    from mlops_helpers import data, environment
+    from mlops_helpers import data, models
     from mlops_helpers import kfp_runtime as kp
     from mlops_helpers import pipeline as stages
-    from mlops_helpers.checkpoints import TRUSTED_TYPES
 
     with kp.step_run(tracking_uri, parent_run_id, "train"):
         train_part, holdout_part = stages.split_holdout(pd.read_parquet(validated.path), holdout_days)
         params = stages.PipelineConfig(data=validated.path, family=family).model_params()
-        fitted = stages.build_model(family, params).fit(*data.xy(train_part))
+        fitted = models.build_model(family, params).fit(*data.xy(train_part))
         X_hold, _ = data.xy(holdout_part)
-        flavour = {
-            "signature": infer_signature(X_hold, fitted.predict(X_hold)),
-            "input_example": X_hold.head(3),
-            "pip_requirements": environment.model_requirements(),
-            "skops_trusted_types": TRUSTED_TYPES,
-        }
         mlflow.log_params({"family": family, **params, "holdout_days": holdout_days})
         mlflow.log_metric("train_rmse", stages.rmse(fitted, train_part))
-        info = mlflow.sklearn.log_model(fitted, name="model", **flavour)
-        mlflow.sklearn.save_model(fitted, model.path, **flavour)  # the same model, as the KFP artifact
+        info = models.log_model(fitted, X_hold)
+        models.save_model(fitted, X_hold, model.path)  # the same model, as the KFP artifact
         model.metadata.update({"model_uri": info.model_uri, "family": family, "framework": "mlflow.sklearn"})
         holdout_part.to_parquet(holdout.path)
         holdout.metadata.update({"rows": len(holdout_part), "format": "parquet"})
@@ -166,10 +158,14 @@ def evaluate(
 
     from mlops_helpers import kfp_runtime as kp
     from mlops_helpers import pipeline as stages
+    from mlops_helpers.names import CHAMPION
+    from mlops_helpers.registry import Registry
 
     with kp.step_run(tracking_uri, parent_run_id, "evaluate"):
         candidate = mlflow.pyfunc.load_model(model.path)
-        champion, champion_version = stages.load_champion(model_name)
+        registry = Registry(model_name)
+        champion_version = registry.get(CHAMPION)
+        champion = registry.load(champion_version.version) if champion_version is not None else None
         result = stages.evaluate(candidate, champion, pd.read_parquet(holdout.path), max_rmse, min_improvement)
         mlflow.log_dict(asdict(result), "reports/evaluation.json")
         mlflow.set_tag("verdict", result.verdict())
@@ -179,7 +175,7 @@ def evaluate(
             mlflow.log_metric("champion_holdout_rmse", result.champion_rmse)
             mlflow.set_tag("champion_version", champion_version.version)
             metrics.log_metric("champion_holdout_rmse", round(result.champion_rmse, 4))
-        mlflow.MlflowClient().set_tag(parent_run_id, "stage.4.evaluate", "passed" if result.passed else "refused")
+        mlflow.MlflowClient().set_tag(parent_run_id, kp.step_tag("evaluate"), "passed" if result.passed else "refused")
     if not result.passed:  # the end of this pipeline run: nothing is registered
         kp.close_parent(parent_run_id, "FINISHED", stages.EXIT_CODES["evaluate"])
     return result.passed
@@ -192,18 +188,17 @@ def register(model: Input[Model], model_name: str, reason: str, tracking_uri: st
 
     from mlops_helpers import kfp_runtime as kp
     from mlops_helpers import pipeline as stages
+    from mlops_helpers.names import PIPELINE_RUN_TAG
+    from mlops_helpers.registry import Registry
 
     with kp.step_run(tracking_uri, parent_run_id, "register"):
-        client = mlflow.MlflowClient()
-        before = stages.registry_state(client, model_name)
+        registry = Registry(model_name)
+        before = registry.state()
         try:
-            version = mlflow.register_model(
-                model.metadata["model_uri"], model_name, tags={"pipeline_run": parent_run_id}
-            ).version
-            stages.move_alias(client, model_name, stages.CHALLENGER, str(version), reason)
-            moved = stages.promote(client, model_name, str(version), reason)
+            version = registry.register(model.metadata["model_uri"], reason, tags={PIPELINE_RUN_TAG: parent_run_id})
+            moved = registry.promote(version, reason)
         except Exception:
-            stages.restore_registry(client, model_name, before)
+            registry.restore(before, "restored: register failed")
             raise
         mlflow.log_dict(moved, "reports/aliases.json")
     kp.close_parent(parent_run_id, "FINISHED", stages.EXIT_CODES["promoted"], promoted=True)
@@ -216,13 +211,13 @@ def training_pipeline(
     data_uri: str,
     tracking_uri: str,
     model_name: str = MODEL_NAME,
-    experiment: str = EXPERIMENT_NAME,
+    experiment: str = KFP_EXPERIMENT,
     window_start: str = "2011-01-01",
     window_end: str = "2011-06-01",
-    family: str = "gradient_boosting",
-    holdout_days: int = 14,
-    max_rmse: float = 80.0,
-    min_improvement: float = 0.05,
+    family: str = PipelineConfig.default("family"),
+    holdout_days: int = PipelineConfig.default("holdout_days"),
+    max_rmse: float = PipelineConfig.default("max_rmse"),
+    min_improvement: float = PipelineConfig.default("min_improvement"),
     reason: str = "kubeflow pipeline run",
 ):
     ingested = ingest(data_uri=data_uri, tracking_uri=tracking_uri, experiment=experiment, reason=reason)

@@ -12,28 +12,27 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-#: The steps, in order; a step's number in the parent run's ``stage.N.<step>`` tags.
+#: The steps, in order: ``ingest``, then the pipeline's stages the components run (notebook 05's names). A step's
+#: position gives its ``stage.N.<step>`` tag on the parent run.
 STEPS = ("ingest", "validate", "train", "evaluate", "register")
 
 
-def connect(tracking_uri: str) -> None:
-    """Point MLflow's tracking and registry at ``tracking_uri`` (the pipeline parameter), quietly."""
-    import mlflow
+def step_tag(step: str) -> str:
+    """The parent run's tag for ``step``'s verdict: ``stage.<position in STEPS>.<step>``."""
+    from mlops_helpers.pipeline import stage_tag
 
-    from mlops_helpers import workspace
-
-    workspace.quiet()
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    return stage_tag(step, STEPS)
 
 
 def close_parent(parent_run_id: str, status: str, exit_code: int, promoted: bool = False) -> None:
     """End the pipeline's parent run with ``status`` and the outcome tags notebook 05's pipeline also sets."""
     import mlflow
 
+    from mlops_helpers.names import EXIT_CODE_TAG, PROMOTED_TAG
+
     client = mlflow.MlflowClient()
-    client.set_tag(parent_run_id, "pipeline.exit_code", str(exit_code))
-    client.set_tag(parent_run_id, "pipeline.promoted", str(promoted))
+    client.set_tag(parent_run_id, EXIT_CODE_TAG, str(exit_code))
+    client.set_tag(parent_run_id, PROMOTED_TAG, str(promoted))
     client.set_terminated(parent_run_id, status)
 
 
@@ -43,11 +42,12 @@ def step_run(tracking_uri: str, parent_run_id: str, step: str) -> Iterator:
     import mlflow
 
     from mlops_helpers.pipeline import EXIT_CODES, StageRefused
+    from mlops_helpers.workspace import connect
 
     connect(tracking_uri)
     client = mlflow.MlflowClient()
     experiment_id = client.get_run(parent_run_id).info.experiment_id
-    tag = f"stage.{STEPS.index(step) + 1}.{step}"
+    tag = step_tag(step)
     try:
         with mlflow.start_run(run_name=step, experiment_id=experiment_id, parent_run_id=parent_run_id) as run:
             yield run

@@ -1,12 +1,13 @@
-"""The course's model families and how they are logged (introduced in notebook 01; used by 03, 05 and 08).
+"""The course's model families and how a model is logged (taught in notebook 01; used by 05, 08 and the catch-ups).
 
-One place for what notebook 01 teaches by hand and the checkpoints and the pipeline repeat: which scikit-learn
-models the course trains, seeded, and how a model is logged so that it can be served anywhere (signature, input
-example, exact requirements, the types skops must trust).
+One place for what notebook 01 writes out by hand and the pipeline, the Kubeflow steps and the catch-up cells repeat:
+which scikit-learn models the course trains, seeded, and how a model is saved so that it can be served anywhere
+(signature, input example, exact requirements, the types skops must trust).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -22,10 +23,14 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "random_forest": {"n_estimators": 100, "max_depth": 8},
     "ridge": {"alpha": 10.0},
 }
+FAMILIES = tuple(DEFAULT_PARAMS)
 
 
 def build_model(family: str, params: dict[str, Any] | None = None):
-    """An unfitted, seeded scikit-learn model of ``family`` (a key of :data:`DEFAULT_PARAMS`) with ``params``."""
+    """An unfitted, seeded scikit-learn model of ``family`` (one of :data:`FAMILIES`) with ``params``.
+
+    Raises ``ValueError`` naming the families for an unknown one.
+    """
     from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import make_pipeline
@@ -38,19 +43,33 @@ def build_model(family: str, params: dict[str, Any] | None = None):
         return RandomForestRegressor(random_state=SEED, n_jobs=1, **params)
     if family == "ridge":
         return make_pipeline(StandardScaler(), Ridge(**params))
-    raise ValueError(f"unknown model family {family!r}: choose one of {', '.join(DEFAULT_PARAMS)}")
+    raise ValueError(f"unknown model family {family!r}: choose one of {', '.join(FAMILIES)}")
 
 
-def log_sklearn_model(model, X_example: pd.DataFrame, name: str = "model"):
-    """Log a fitted model to the active MLflow run as notebook 01 teaches; returns MLflow's ``ModelInfo``."""
-    import mlflow
+def flavour_args(model, X_example: pd.DataFrame) -> dict[str, Any]:
+    """The arguments of ``mlflow.sklearn.log_model``/``save_model`` that notebook 01 teaches: signature, input
+    example, exact requirements (faster than MLflow's inference, and it cannot guess wrong), trusted types."""
     from mlflow.models import infer_signature
 
-    return mlflow.sklearn.log_model(
-        model,
-        name=name,
-        signature=infer_signature(X_example, model.predict(X_example)),
-        input_example=X_example.head(3),
-        pip_requirements=environment.model_requirements(),
-        skops_trusted_types=TRUSTED_TYPES,
-    )
+    return {
+        "signature": infer_signature(X_example, model.predict(X_example)),
+        "input_example": X_example.head(3),
+        "pip_requirements": environment.model_requirements(),
+        "skops_trusted_types": TRUSTED_TYPES,
+    }
+
+
+def log_model(model, X_example: pd.DataFrame, name: str = "model"):
+    """Log a fitted model to the active MLflow run as notebook 01 teaches; returns MLflow's ``ModelInfo``."""
+    import mlflow
+
+    return mlflow.sklearn.log_model(model, name=name, **flavour_args(model, X_example))
+
+
+def save_model(model, X_example: pd.DataFrame, path: str | Path) -> Path:
+    """Save a fitted model as an MLflow model folder at ``path`` (a Kubeflow ``Model`` artifact), as :func:`log_model`
+    logs it."""
+    import mlflow
+
+    mlflow.sklearn.save_model(model, str(path), **flavour_args(model, X_example))
+    return Path(path)

@@ -1,4 +1,4 @@
-"""The CI/CD pipeline: validate -> train -> evaluate (gates) -> register -> integration test -> promote (notebook 05).
+"""The CI/CD pipeline: validate -> train -> evaluate -> register -> integration test -> promote (notebook 05).
 
 Command line (the same in a notebook, in GitHub Actions or in Jenkins)::
 
@@ -6,46 +6,74 @@ Command line (the same in a notebook, in GitHub Actions or in Jenkins)::
     python -m mlops_helpers.pipeline rollback [--model-name NAME] [--reason TEXT]
     python -m mlops_helpers.pipeline status [--model-name NAME]
 
-Each stage prints a one-line verdict and has its own exit code (:data:`EXIT_CODES`), so a CI system shows at a glance
-where a run stopped. Every refusal leaves the registry exactly as it was: the same champion, and no half-registered
-version (a version registered before a later stage failed is deleted again; its model stays logged on the run).
+One list, :data:`STAGES`, drives everything a run reports: each stage prints a one-line verdict ``[N/6]``, tags the
+MLflow run ``stage.N.<name>``, and has its own exit code, so a CI system shows at a glance where a run stopped. The
+command line's options are generated from :class:`PipelineConfig`, whose defaults are the course's.
 
-The stage functions are plain functions over data frames and URIs; the Kubeflow pipeline of notebook 08 reuses them.
+Every refusal leaves the registry exactly as it was: the same aliases, and no half-registered version (a version
+registered before a later stage failed is deleted again; its model stays logged on the run). The stage functions
+are plain functions over data frames and URIs; the Kubeflow components of notebook 08 call them too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from mlops_helpers import data, models
-from mlops_helpers.checkpoints import MODEL_NAME
-from mlops_helpers.models import DEFAULT_PARAMS
+from mlops_helpers.names import (
+    CHALLENGER,
+    CHAMPION,
+    DATA_SHA_TAG,
+    DATA_TAG,
+    EXIT_CODE_TAG,
+    MODEL_NAME,
+    PIPELINE_EXPERIMENT,
+    PIPELINE_RUN_TAG,
+    PROMOTED_TAG,
+    REASON_TAG,
+)
 from mlops_helpers.validation import BIKES_CONTRACT, DataContract, ValidationReport
 
-EXPERIMENT_NAME = "citybikes-pipeline"
-CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous-champion"
+if TYPE_CHECKING:  # pragma: no cover
+    from mlops_helpers.registry import Registry
+    from mlops_helpers.workspace import Workspace
 
-#: One exit code per stage, so CI shows where a run stopped.
-EXIT_CODES = {
-    "promoted": 0,
-    "usage": 2,
-    "validate": 10,
-    "train": 20,
-    "evaluate": 30,
-    "register": 40,
-    "integration": 50,
-    "promote": 60,
-    "rollback": 70,
-}
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: its name, the exit code of a run it stops, and what it checks."""
+
+    name: str
+    exit_code: int
+    refuses_when: str
+
+
+#: The stages in order. Their position gives the ``[N/6]`` of the progress lines and the ``stage.N.<name>`` tags.
+STAGES = (
+    Stage("validate", 10, "a column, type, range, category, null, duplicate hour or hour outside the window is wrong"),
+    Stage("train", 20, "there is too little data, or the model family is unknown"),
+    Stage("evaluate", 30, "the holdout error is above the threshold, or not better enough than the champion's"),
+    Stage("register", 40, "the registry refuses the new version"),
+    Stage("integration", 50, "the served challenger answers wrongly, or with a 5xx"),
+    Stage("promote", 60, "the registry refuses the alias move"),
+)
+STAGE_NAMES = tuple(stage.name for stage in STAGES)
+#: The exit code of every outcome: 0 promoted (or stopped at challenger), 2 bad usage, one per stage, 70 rollback.
+EXIT_CODES = {"promoted": 0, "usage": 2, **{stage.name: stage.exit_code for stage in STAGES}, "rollback": 70}
+
+
+def stage_tag(name: str, steps: tuple[str, ...] = STAGE_NAMES) -> str:
+    """The run tag that records stage ``name``'s verdict: ``stage.<position>.<name>`` (``steps`` in order)."""
+    return f"stage.{steps.index(name) + 1}.{name}"
 
 
 class StageRefused(Exception):
@@ -56,27 +84,53 @@ class StageRefused(Exception):
         self.stage, self.verdict, self.details = stage, verdict, details or {}
 
 
+def _option(help_text: str, **cli: Any) -> dict[str, Any]:
+    return {"help": help_text, **cli}
+
+
 @dataclass
 class PipelineConfig:
-    """Everything one pipeline run needs. Defaults are the course's."""
+    """Everything one pipeline run needs. The defaults are the course's; the command line's options come from here."""
 
-    data: Path
-    window: tuple[str, str] | None = None
-    tracking_uri: str | None = None
-    model_name: str = MODEL_NAME
-    experiment: str = EXPERIMENT_NAME
-    family: str = "gradient_boosting"
-    params: dict[str, Any] = field(default_factory=dict)
-    holdout_days: int = 14
-    max_rmse: float = 80.0
-    min_improvement: float = 0.05
-    integration_test: bool = True
+    data: Path = field(metadata=_option("CSV batch in the Bikeshare.csv format", parse=Path))
+    window: data.Window | None = field(
+        default=None, metadata=_option("START:END the batch must fall in (default: the whole file)", parse="window")
+    )
+    tracking_uri: str | None = field(
+        default=None, metadata=_option("MLflow tracking/registry URI (default: the course workspace)")
+    )
+    model_name: str = field(default=MODEL_NAME, metadata=_option("the registered model"))
+    experiment: str = field(default=PIPELINE_EXPERIMENT, metadata=_option("the MLflow experiment of the runs"))
+    family: str = field(default="gradient_boosting", metadata=_option("the model family", choices=models.FAMILIES))
+    params: dict[str, Any] = field(
+        default_factory=dict, metadata=_option("a hyperparameter over the family's default", flag="--param")
+    )
+    holdout_days: int = field(
+        default=14, metadata=_option("the last days of the batch, held out to evaluate", parse=int)
+    )
+    max_rmse: float = field(default=80.0, metadata=_option("absolute gate on the holdout RMSE", parse=float))
+    min_improvement: float = field(
+        default=0.05, metadata=_option("relative margin the candidate must beat the champion by", parse=float)
+    )
+    integration_test: bool = field(default=True, metadata=_option("skip serving the challenger (stage 5)"))
     #: False stops after the integration test: the version stays ``challenger`` for a canary release (notebook 09).
-    promote: bool = True
-    reason: str = "pipeline run"
+    promote: bool = field(default=True, metadata=_option("stop at challenger (for a canary release)"))
+    reason: str = field(default="pipeline run", metadata=_option("why: recorded with every alias move"))
+
+    def __post_init__(self) -> None:
+        self.data = Path(self.data)
+        if self.window is not None:
+            self.window = data.Window.parse(self.window)
 
     def model_params(self) -> dict[str, Any]:
-        return {**DEFAULT_PARAMS.get(self.family, {}), **self.params}
+        """The family's default hyperparameters updated with :attr:`params`."""
+        return {**models.DEFAULT_PARAMS.get(self.family, {}), **self.params}
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default of option ``name`` (for the Kubeflow pipeline's parameters)."""
+        found = next(f for f in fields(cls) if f.name == name)
+        return found.default if found.default is not MISSING else found.default_factory()
 
 
 @dataclass
@@ -105,6 +159,14 @@ class PipelineResult:
     def exit_code(self) -> int:
         return EXIT_CODES[self.failed_stage] if self.failed_stage else 0
 
+    def outcome(self) -> str:
+        """One line for the end of a run: promoted, refused where, or left as challenger."""
+        if self.promoted:
+            return f"PROMOTED version {self.version}"
+        if self.failed_stage:
+            return f"REFUSED at {self.failed_stage}"
+        return f"version {self.version} registered as {CHALLENGER!r}, not promoted"
+
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([{"stage": s.stage, "passed": s.passed, "verdict": s.verdict} for s in self.stages])
 
@@ -128,14 +190,6 @@ def split_holdout(frame: pd.DataFrame, holdout_days: int) -> tuple[pd.DataFrame,
     if len(train) < 24 * 7 or len(holdout) < 24:
         raise StageRefused("train", f"too little data: {len(train)} hours to train, {len(holdout)} to evaluate")
     return train, holdout
-
-
-def build_model(family: str, params: dict[str, Any]):
-    """An unfitted scikit-learn model of ``family`` with ``params`` (seeded); an unknown family refuses training."""
-    try:
-        return models.build_model(family, params)
-    except ValueError as exc:
-        raise StageRefused("train", str(exc)) from None
 
 
 def rmse(model, frame: pd.DataFrame) -> float:
@@ -179,324 +233,181 @@ def evaluate(candidate, champion, holdout: pd.DataFrame, max_rmse: float, min_im
     return Evaluation(candidate_rmse, champion_rmse, max_rmse, min_improvement, reasons)
 
 
-def registry_state(client, name: str) -> dict:
-    """The registry facts a refusal must leave unchanged: the aliases and the set of versions."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        aliases = dict(client.get_registered_model(name).aliases)
-    except MlflowException:
-        return {"exists": False, "aliases": {}, "versions": []}
-    versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
-    return {"exists": True, "aliases": {k: str(v) for k, v in aliases.items()}, "versions": versions}
-
-
-def load_champion(name: str):
-    """The current champion as a pyfunc model, or None when there is none yet."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    try:
-        version = mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None, None
-    return mlflow.pyfunc.load_model(f"models:/{name}/{version.version}"), version
-
-
-#: Registered-model tags ``audit.00001``, ``audit.00002``...: one JSON event per alias move, never rewritten.
-AUDIT_PREFIX = "audit."
-
-
-def _actor(actor: str | None) -> str:
-    return actor or os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "pipeline"
-
-
-def record_event(
-    client,
-    name: str,
-    action: str,
-    alias: str,
-    version: str | None,
-    previous: str | None,
-    reason: str,
-    actor: str | None = None,
-) -> dict:
-    """Append one alias event to ``name``'s audit trail (a registered-model tag ``audit.NNNNN``) and return it.
-
-    ``action`` is ``"set"`` or ``"delete"``; ``previous`` is the version the alias pointed at before (or None).
-    The tags are append-only: a new event takes the next number, earlier ones are never changed.
-    """
-    seq = max((e["seq"] for e in audit_events(client, name)), default=0) + 1
-    event = {
-        "seq": seq,
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "by": _actor(actor),
-        "action": action,
-        "alias": alias,
-        "version": None if version is None else str(version),
-        "from": None if previous is None else str(previous),
-        "why": reason,
-    }
-    client.set_registered_model_tag(name, f"{AUDIT_PREFIX}{seq:05d}", json.dumps(event))
-    return event
-
-
-def audit_events(client, name: str) -> list[dict]:
-    """Every recorded alias event of ``name``, oldest first (see :func:`record_event`)."""
-    tags = client.get_registered_model(name).tags
-    events = [json.loads(v) for k, v in tags.items() if k.startswith(AUDIT_PREFIX) and k[len(AUDIT_PREFIX) :].isdigit()]
-    return sorted(events, key=lambda e: e["seq"])
-
-
-def move_alias(client, name: str, alias: str, version: str, reason: str, actor: str | None = None) -> dict:
-    """Point ``alias`` at ``version`` and record who moved it, when and why.
-
-    Two records: the version's tag ``alias.<alias>`` (the latest move of that alias to this version) and an event
-    appended to the registered model's audit trail (:func:`audit_events`), which keeps every move.
-    """
-    previous = registry_state(client, name)["aliases"].get(alias)
-    client.set_registered_model_alias(name, alias, version)
-    event = record_event(client, name, "set", alias, str(version), previous, reason, actor)
-    stamp = {"at": event["at"], "by": event["by"], "why": reason}
-    client.set_model_version_tag(name, version, f"alias.{alias}", json.dumps(stamp))
-    return event
-
-
-def remove_alias(client, name: str, alias: str, reason: str, actor: str | None = None) -> dict | None:
-    """Delete ``alias`` (if it exists) and record it in the audit trail; the event, or None if there was no alias."""
-    previous = registry_state(client, name)["aliases"].get(alias)
-    if previous is None:
-        return None
-    client.delete_registered_model_alias(name, alias)
-    return record_event(client, name, "delete", alias, None, previous, reason, actor)
-
-
-def promote(client, name: str, version: str, reason: str) -> dict:
-    """Stage 6: ``champion`` -> ``version``; the old champion stays reachable as ``previous-champion``."""
-    before = registry_state(client, name)["aliases"]
-    old = before.get(CHAMPION)
-    if old and old != str(version):
-        move_alias(client, name, PREVIOUS, old, f"replaced by version {version}: {reason}")
-    move_alias(client, name, CHAMPION, str(version), reason)
-    if before.get(CHALLENGER) == str(version):
-        remove_alias(client, name, CHALLENGER, f"promoted to {CHAMPION}: {reason}")
-    return {"champion": str(version), "previous-champion": old}
-
-
-def rollback(client, name: str, reason: str = "rollback") -> dict:
-    """Move ``champion`` back to ``previous-champion`` (and the demoted one to ``previous-champion``, so a second
-    rollback undoes the first). Nothing is deleted."""
-    aliases = registry_state(client, name)["aliases"]
-    if PREVIOUS not in aliases:
-        raise StageRefused("rollback", f"{name} has no {PREVIOUS!r} alias: nothing to roll back to")
-    current, previous = aliases.get(CHAMPION), aliases[PREVIOUS]
-    move_alias(client, name, CHAMPION, previous, reason)
-    if current:
-        move_alias(client, name, PREVIOUS, current, f"rolled back: {reason}")
-    return {"champion": previous, "previous-champion": current}
-
-
-def restore_registry(client, name: str, state: dict, reason: str = "restored after a refusal") -> None:
-    """Put aliases and versions back as in ``state`` (after a refusal that came after registration).
-
-    Alias changes are recorded in the audit trail like any other move, so the trail explains the registry.
-    """
-    now = registry_state(client, name)
-    for alias, version in now["aliases"].items():
-        if state["aliases"].get(alias) != version:
-            remove_alias(client, name, alias, reason)
-    for version in set(now["versions"]) - set(state["versions"]):
-        client.delete_model_version(name, str(version))
-    for alias, version in state["aliases"].items():
-        if registry_state(client, name)["aliases"].get(alias) != version:
-            move_alias(client, name, alias, version, reason)
-    after = registry_state(client, name)
-    if not state["exists"] and after["exists"] and not after["versions"]:
-        client.delete_registered_model(name)
-
-
 def integration_test(model_uri: str, example: pd.DataFrame, expected, log_path: Path) -> list[str]:
     """Stage 5: serve ``model_uri`` with the course's prediction service on loopback and check real answers.
 
     Returns the checks that failed (empty: passed). The service is always stopped, also when a check raises.
     """
+    import mlflow
     import requests
 
     from mlops_helpers import processes
 
-    failed: list[str] = []
     command = [sys.executable, "-m", "mlops_helpers.serving", "--model", model_uri, "--port", "{port}"]
     command += ["--log", str(log_path)]
-    import mlflow
-
     # The service must read the registry this run writes to (a tracking server in CI, the workspace locally).
     env = {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "MLFLOW_REGISTRY_URI": mlflow.get_registry_uri()}
     service = processes.start(command, name="pipeline-integration", health_path="/health", timeout=90, env=env)
     with service, requests.Session() as http:
-        health = http.get(f"{service.url}/health", timeout=10).json()
-        if str(health.get("version")) != model_uri.rsplit("/", 1)[-1]:
-            failed.append(f"/health reports version {health.get('version')}, expected {model_uri}")
-        records = json.loads(example.to_json(orient="records"))
-        answer = http.post(f"{service.url}/predict", json={"records": records}, timeout=10)
-        if answer.status_code != 200:
-            failed.append(f"the input example got HTTP {answer.status_code}: {answer.text[:200]}")
-        else:
-            got = pd.Series(answer.json()["predictions"], dtype="float64")
-            if not (got - pd.Series(list(expected), dtype="float64")).abs().lt(1e-6).all():
-                failed.append("the service's predictions differ from the model's")
-        bad_requests = {
-            "a missing column": {k: v for k, v in records[0].items() if k != "temp"},
-            "a wrong type": {**records[0], "hr": "noon"},
-            "a bare list": records,
-        }
-        for what, body in bad_requests.items():
-            status = http.post(f"{service.url}/predict", json=body, timeout=10).status_code
-            if not 400 <= status < 500:
-                failed.append(f"{what} got HTTP {status}, expected a 4xx refusal")
-        if http.get(f"{service.url}/health", timeout=10).status_code != 200:
-            failed.append("the service stopped answering after bad requests")
+        return _check_service(http, service.url, model_uri, example, expected)
+
+
+def _check_service(http, url: str, model_uri: str, example: pd.DataFrame, expected) -> list[str]:
+    failed: list[str] = []
+    health = http.get(f"{url}/health", timeout=10).json()
+    if str(health.get("version")) != model_uri.rsplit("/", 1)[-1]:
+        failed.append(f"/health reports version {health.get('version')}, expected {model_uri}")
+    records = json.loads(example.to_json(orient="records"))
+    answer = http.post(f"{url}/predict", json={"records": records}, timeout=10)
+    if answer.status_code != 200:
+        failed.append(f"the input example got HTTP {answer.status_code}: {answer.text[:200]}")
+    else:
+        got = pd.Series(answer.json()["predictions"], dtype="float64")
+        if not (got - pd.Series(list(expected), dtype="float64")).abs().lt(1e-6).all():
+            failed.append("the service's predictions differ from the model's")
+    bad_requests = {
+        "a missing column": {k: v for k, v in records[0].items() if k != "temp"},
+        "a wrong type": {**records[0], "hr": "noon"},
+        "a bare list": records,
+    }
+    for what, body in bad_requests.items():
+        status = http.post(f"{url}/predict", json=body, timeout=10).status_code
+        if not 400 <= status < 500:
+            failed.append(f"{what} got HTTP {status}, expected a 4xx refusal")
+    if http.get(f"{url}/health", timeout=10).status_code != 200:
+        failed.append("the service stopped answering after bad requests")
     return failed
 
 
 # ------------------------------------------------------------------------------------------------------- the run
-def _tracking(config: PipelineConfig):
-    import mlflow
+class _Run:
+    """One pipeline run's working state; one method per stage, each returning its verdict or raising StageRefused."""
 
-    from mlops_helpers import workspace
+    def __init__(self, config: PipelineConfig, ws: Workspace, registry: Registry, run_id: str) -> None:
+        self.config, self.ws, self.registry, self.run_id = config, ws, registry, run_id
+        self.reports = ws.root / "pipeline"
+        self.reports.mkdir(parents=True, exist_ok=True)
+        self.version: str | None = None
+        self.promoted = False
 
-    if config.tracking_uri:
-        workspace.quiet()
-        mlflow.set_tracking_uri(config.tracking_uri)
-        mlflow.set_registry_uri(config.tracking_uri)
-        ws = workspace.Workspace(workspace.default_root())
-        ws.root.mkdir(parents=True, exist_ok=True)
-        if mlflow.get_experiment_by_name(config.experiment) is None:
-            mlflow.create_experiment(config.experiment)
-    else:
-        ws = workspace.setup(experiment=config.experiment)
-    mlflow.set_experiment(config.experiment)
-    return ws
+    def validate(self) -> str:
+        import mlflow
+
+        frame, report = validate_data(self.config.data, self.config.window)
+        mlflow.log_dict(report.to_dict(), "reports/validation.json")
+        (self.reports / "validation.json").write_text(json.dumps(report.to_dict(), indent=1))
+        if frame is None:
+            raise StageRefused("validate", report.verdict(), report.to_dict())
+        mlflow.set_tag(DATA_SHA_TAG, data.sha256(self.config.data))  # the file's identity, for lineage (10)
+        self.frame = frame
+        return report.verdict()
+
+    def train(self) -> str:
+        import mlflow
+
+        config = self.config
+        self.train_part, self.holdout = split_holdout(self.frame, config.holdout_days)
+        params = config.model_params()
+        try:
+            self.model = models.build_model(config.family, params)
+        except ValueError as exc:
+            raise StageRefused("train", str(exc)) from None
+        self.model.fit(*data.xy(self.train_part))
+        mlflow.log_params({"family": config.family, **params, "holdout_days": config.holdout_days})
+        source = str(Path(config.data).resolve())
+        for context, part in (("training", self.train_part), ("evaluation", self.holdout)):
+            dataset = mlflow.data.from_pandas(
+                part.reset_index(), source=source, name=f"pipeline-{context}", targets=data.TARGET
+            )
+            mlflow.log_input(dataset, context=context)
+        self.X_hold, _ = data.xy(self.holdout)
+        self.info = models.log_model(self.model, self.X_hold)
+        train_rmse = rmse(self.model, self.train_part)
+        mlflow.log_metric("train_rmse", train_rmse)
+        return f"{config.family} on {len(self.train_part)} hours, train RMSE {train_rmse:.2f}"
+
+    def evaluate(self) -> str:
+        import mlflow
+
+        champion = self.registry.get(CHAMPION)
+        loaded = self.registry.load(champion.version) if champion is not None else None
+        evaluation = evaluate(self.model, loaded, self.holdout, self.config.max_rmse, self.config.min_improvement)
+        mlflow.log_metric("holdout_rmse", evaluation.candidate_rmse)
+        if evaluation.champion_rmse is not None:
+            mlflow.log_metric("champion_holdout_rmse", evaluation.champion_rmse)
+            mlflow.set_tag("pipeline.champion_version", champion.version)
+        mlflow.log_dict(asdict(evaluation), "reports/evaluation.json")
+        if not evaluation.passed:
+            raise StageRefused("evaluate", evaluation.verdict(), asdict(evaluation))
+        return evaluation.verdict()
+
+    def register(self) -> str:
+        self.version = self.registry.register(
+            self.info.model_uri, self.config.reason, tags={PIPELINE_RUN_TAG: self.run_id}
+        )
+        return f"version {self.version} registered as {CHALLENGER!r}"
+
+    def integration(self) -> str:
+        if not self.config.integration_test:
+            return "skipped (--no-integration-test)"
+        log_path = self.reports / f"integration-v{self.version}.jsonl"
+        uri = f"models:/{self.config.model_name}/{self.version}"
+        example = self.X_hold.head(3)
+        failures = integration_test(uri, example, self.model.predict(example), log_path)
+        if failures:
+            raise StageRefused("integration", "; ".join(failures), {"failures": failures})
+        return "served on loopback: health, example and 3 bad requests answered right"
+
+    def promote(self) -> str:
+        if not self.config.promote:
+            return f"skipped (--no-promote): version {self.version} stays {CHALLENGER!r}"
+        moved = self.registry.promote(self.version, self.config.reason)
+        self.promoted = True
+        previous = moved["previous-champion"]
+        kept = f" (previous-champion -> version {previous})" if previous else ""
+        return f"champion -> version {self.version}{kept}"
 
 
-def run_pipeline(config: PipelineConfig, echo=print) -> PipelineResult:
+def run_pipeline(config: PipelineConfig, echo: Callable[[str], Any] = print) -> PipelineResult:
     """Run every stage in order, stop at the first refusal, and leave the registry as it was when refusing."""
     import mlflow
 
-    ws = _tracking(config)
-    client = mlflow.MlflowClient()
+    from mlops_helpers import workspace
+    from mlops_helpers.registry import Registry
+
+    ws = workspace.connect(config.tracking_uri, config.experiment)
+    registry = Registry(config.model_name)
+    state_before = registry.state()
     result = PipelineResult()
-    state_before = registry_state(client, config.model_name)
-    reports = ws.root / "pipeline"
-    reports.mkdir(parents=True, exist_ok=True)
 
-    def stage(name: str, started: float, verdict: str, passed: bool = True, **details) -> None:
-        item = StageResult(name, passed, verdict, round(time.perf_counter() - started, 2), details)
-        result.stages.append(item)
-        mlflow.set_tag(f"stage.{len(result.stages)}.{name}", "passed" if passed else "refused")
-        echo(f"[{len(result.stages)}/6] {name:<11} {'ok     ' if passed else 'REFUSED'} {verdict}")
+    def record(name: str, started: float, verdict: str, passed: bool = True, **details: Any) -> None:
+        result.stages.append(StageResult(name, passed, verdict, round(time.perf_counter() - started, 2), details))
+        mlflow.set_tag(stage_tag(name), "passed" if passed else "refused")
+        number = f"[{len(result.stages)}/{len(STAGES)}]"
+        echo(f"{number} {name:<11} {'ok     ' if passed else 'REFUSED'} {verdict}")
 
-    with mlflow.start_run(run_name=f"pipeline-{config.family}") as run:
-        result.run_id = run.info.run_id
-        mlflow.set_tags({"pipeline.data": str(config.data), "pipeline.reason": config.reason})
+    with mlflow.start_run(run_name=f"pipeline-{config.family}") as active:
+        result.run_id = active.info.run_id
+        mlflow.set_tags({DATA_TAG: str(config.data), REASON_TAG: config.reason})
+        run = _Run(config, ws, registry, active.info.run_id)
         try:
-            # 1. validate
-            started = time.perf_counter()
-            frame, report = validate_data(config.data, config.window)
-            mlflow.log_dict(report.to_dict(), "reports/validation.json")
-            (reports / "validation.json").write_text(json.dumps(report.to_dict(), indent=1))
-            if frame is None:
-                raise StageRefused("validate", report.verdict(), report.to_dict())
-            mlflow.set_tag("pipeline.data_sha256", data.sha256(config.data))  # the file's identity, for lineage (10)
-            stage("validate", started, report.verdict())
-
-            # 2. train
-            started = time.perf_counter()
-            train, holdout = split_holdout(frame, config.holdout_days)
-            params = config.model_params()
-            model = build_model(config.family, params)
-            X_train, y_train = data.xy(train)
-            model.fit(X_train, y_train)
-            X_hold, _ = data.xy(holdout)
-            source = str(Path(config.data).resolve())
-            mlflow.log_params({"family": config.family, **params, "holdout_days": config.holdout_days})
-            for context, part in (("training", train), ("evaluation", holdout)):
-                dataset = mlflow.data.from_pandas(
-                    part.reset_index(), source=source, name=f"pipeline-{context}", targets=data.TARGET
-                )
-                mlflow.log_input(dataset, context=context)
-            info = models.log_sklearn_model(model, X_hold)
-            train_rmse = rmse(model, train)
-            mlflow.log_metric("train_rmse", train_rmse)
-            stage("train", started, f"{config.family} on {len(train)} hours, train RMSE {train_rmse:.2f}")
-
-            # 3. evaluate against the threshold and the champion, on the same held-out hours
-            started = time.perf_counter()
-            champion, champion_version = load_champion(config.model_name)
-            evaluation = evaluate(model, champion, holdout, config.max_rmse, config.min_improvement)
-            mlflow.log_metric("holdout_rmse", evaluation.candidate_rmse)
-            if evaluation.champion_rmse is not None:
-                mlflow.log_metric("champion_holdout_rmse", evaluation.champion_rmse)
-                mlflow.set_tag("pipeline.champion_version", champion_version.version)
-            mlflow.log_dict(asdict(evaluation), "reports/evaluation.json")
-            if not evaluation.passed:
-                raise StageRefused("evaluate", evaluation.verdict(), asdict(evaluation))
-            stage("evaluate", started, evaluation.verdict())
-
-            # 4. register and mark as challenger
-            started = time.perf_counter()
-            version = mlflow.register_model(info.model_uri, config.model_name, tags={"pipeline_run": run.info.run_id})
-            result.version = str(version.version)
-            move_alias(client, config.model_name, CHALLENGER, result.version, config.reason)
-            stage("register", started, f"version {result.version} registered as {CHALLENGER!r}")
-
-            # 5. integration test against the served challenger
-            started = time.perf_counter()
-            if config.integration_test:
-                log_path = reports / f"integration-v{result.version}.jsonl"
-                uri = f"models:/{config.model_name}/{result.version}"
-                failures = integration_test(uri, X_hold.head(3), model.predict(X_hold.head(3)), log_path)
-                if failures:
-                    raise StageRefused("integration", "; ".join(failures), {"failures": failures})
-                stage("integration", started, "served on loopback: health, example and 3 bad requests answered right")
-            else:
-                stage("integration", started, "skipped (--no-integration-test)")
-
-            # 6. promote (or leave the challenger for a canary release)
-            started = time.perf_counter()
-            if config.promote:
-                moved = promote(client, config.model_name, result.version, config.reason)
-                result.promoted = True
-                previous = moved["previous-champion"]
-                kept = f" (previous-champion -> version {previous})" if previous else ""
-                stage("promote", started, f"champion -> version {result.version}{kept}")
-            else:
-                stage("promote", started, f"skipped (--no-promote): version {result.version} stays {CHALLENGER!r}")
-        except StageRefused as refusal:
-            stage(refusal.stage, time.perf_counter(), refusal.verdict, passed=False, **refusal.details)
-            restore_registry(client, config.model_name, state_before, f"restored: refused at {refusal.stage}")
-            result.version = None
-        except Exception as exc:  # an unexpected failure is a refusal of the stage it happened in, never a half state
-            failed = ["validate", "train", "evaluate", "register", "integration", "promote"][len(result.stages)]
-            stage(failed, time.perf_counter(), f"{type(exc).__name__}: {exc}", passed=False)
-            restore_registry(client, config.model_name, state_before, f"restored: {failed} failed")
-            result.version = None
-        mlflow.set_tags({"pipeline.exit_code": str(result.exit_code), "pipeline.promoted": str(result.promoted)})
+            for stage in STAGES:
+                started = time.perf_counter()
+                record(stage.name, started, getattr(run, stage.name)())
+        except Exception as exc:  # a refusal, or an unexpected failure of the stage it happened in: never a half state
+            refusal = exc if isinstance(exc, StageRefused) else None
+            name = refusal.stage if refusal else STAGE_NAMES[len(result.stages)]
+            verdict = refusal.verdict if refusal else f"{type(exc).__name__}: {exc}"
+            record(name, time.perf_counter(), verdict, passed=False, **(refusal.details if refusal else {}))
+            why = f"restored: refused at {name}" if refusal else f"restored: {name} failed"
+            registry.restore(state_before, why)
+        else:
+            result.version, result.promoted = run.version, run.promoted
+        mlflow.set_tags({EXIT_CODE_TAG: str(result.exit_code), PROMOTED_TAG: str(result.promoted)})
     return result
 
 
 # ------------------------------------------------------------------------------------------------- command line
-def _window(text: str) -> tuple[str, str]:
-    start, sep, end = text.partition(":")
-    if not sep or not start or not end:
-        raise argparse.ArgumentTypeError(f"--window takes START:END, e.g. 2011-01-01:2011-06-01, not {text!r}")
-    try:
-        if pd.Timestamp(start) >= pd.Timestamp(end):
-            raise argparse.ArgumentTypeError(f"--window start {start} must be before its end {end}")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--window: {exc}") from None
-    return start, end
-
-
 def _param(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep:
@@ -507,23 +418,37 @@ def _param(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def _window(text: str) -> data.Window:
+    try:
+        return data.Window.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--window: {exc}") from None
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per :class:`PipelineConfig` field, with its default, type and help (no option is written twice)."""
+    for option in fields(PipelineConfig):
+        meta, dest = option.metadata, option.name
+        flag = meta.get("flag", "--" + dest.replace("_", "-"))
+        if option.default is True:  # a stage that runs by default: --no-<stage> turns it off
+            parser.add_argument(f"--no-{dest.replace('_', '-')}", dest=dest, action="store_false", help=meta["help"])
+        elif dest == "params":
+            parser.add_argument(flag, dest=dest, type=_param, action="append", default=[], metavar="NAME=VALUE",
+                                help=meta["help"])  # fmt: skip
+        else:
+            parse = _window if meta.get("parse") == "window" else meta.get("parse", str)
+            default = option.default if option.default is not MISSING else None
+            parser.add_argument(flag, dest=dest, type=parse, default=default, required=option.default is MISSING,
+                                choices=meta.get("choices"), help=meta["help"])  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
+    from mlops_helpers.registry import Registry, RegistryError
+    from mlops_helpers.workspace import connect
+
     parser = argparse.ArgumentParser(prog="python -m mlops_helpers.pipeline", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    run_p = sub.add_parser("run", help="validate, train, evaluate, register, test and promote a model")
-    run_p.add_argument("--data", required=True, type=Path, help="CSV batch in the Bikeshare.csv format")
-    run_p.add_argument("--window", type=_window, help="START:END the batch must fall in (default: the whole file)")
-    run_p.add_argument("--tracking-uri", help="MLflow tracking/registry URI (default: the course workspace)")
-    run_p.add_argument("--model-name", default=MODEL_NAME)
-    run_p.add_argument("--experiment", default=EXPERIMENT_NAME)
-    run_p.add_argument("--family", default="gradient_boosting", choices=sorted(DEFAULT_PARAMS))
-    run_p.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE")
-    run_p.add_argument("--holdout-days", type=int, default=14)
-    run_p.add_argument("--max-rmse", type=float, default=80.0, help="absolute gate on the holdout RMSE")
-    run_p.add_argument("--min-improvement", type=float, default=0.05, help="relative margin over the champion")
-    run_p.add_argument("--no-integration-test", action="store_true", help="skip serving the challenger")
-    run_p.add_argument("--no-promote", action="store_true", help="stop at challenger (for a canary release)")
-    run_p.add_argument("--reason", default="pipeline run", help="why: recorded with every alias move")
+    add_config_options(sub.add_parser("run", help="validate, train, evaluate, register, test and promote a model"))
     for name, text in (("rollback", "move champion back to previous-champion"), ("status", "show the aliases")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--tracking-uri")
@@ -533,53 +458,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "run":
-        if not args.data.is_file():
-            print(f"--data {args.data}: no such file", file=sys.stderr)
+        options = {f.name: getattr(args, f.name) for f in fields(PipelineConfig)}
+        if not options["data"].is_file():
+            print(f"--data {options['data']}: no such file", file=sys.stderr)
             return EXIT_CODES["usage"]
-        config = PipelineConfig(
-            data=args.data,
-            window=args.window,
-            tracking_uri=args.tracking_uri,
-            model_name=args.model_name,
-            experiment=args.experiment,
-            family=args.family,
-            params=dict(args.param),
-            holdout_days=args.holdout_days,
-            max_rmse=args.max_rmse,
-            min_improvement=args.min_improvement,
-            integration_test=not args.no_integration_test,
-            promote=not args.no_promote,
-            reason=args.reason,
-        )
-        result = run_pipeline(config)
-        if result.promoted:
-            outcome = f"PROMOTED version {result.version}"
-        elif result.failed_stage:
-            outcome = f"REFUSED at {result.failed_stage}"
-        else:
-            outcome = f"version {result.version} registered as {CHALLENGER!r}, not promoted"
-        print(f"pipeline: {outcome} (exit {result.exit_code})")
+        result = run_pipeline(PipelineConfig(**{**options, "params": dict(options["params"])}))
+        print(f"pipeline: {result.outcome()} (exit {result.exit_code})")
         return result.exit_code
 
-    import mlflow
-
-    from mlops_helpers import workspace
-
-    if args.tracking_uri:
-        mlflow.set_tracking_uri(args.tracking_uri)
-        mlflow.set_registry_uri(args.tracking_uri)
-    else:
-        workspace.setup()
-    client = mlflow.MlflowClient()
+    connect(args.tracking_uri)
+    registry = Registry(args.model_name)
     if args.command == "rollback":
         try:
-            moved = rollback(client, args.model_name, args.reason)
-        except StageRefused as refusal:
-            print(f"rollback: REFUSED, {refusal.verdict}", file=sys.stderr)
+            moved = registry.rollback(args.reason)
+        except RegistryError as refusal:
+            print(f"rollback: REFUSED, {refusal}", file=sys.stderr)
             return EXIT_CODES["rollback"]
         print(f"rollback: champion -> version {moved['champion']} (previous-champion -> {moved['previous-champion']})")
         return 0
-    print(json.dumps(registry_state(client, args.model_name), indent=1))
+    print(json.dumps(registry.state(), indent=1))
     return 0
 
 

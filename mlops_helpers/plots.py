@@ -96,3 +96,50 @@ def weekly_series(
     ax.legend(frameon=False, fontsize=8)
     fig.autofmt_xdate()
     return fig
+
+
+def lineage_graph(graph, title: str | None = None):
+    """A lineage graph (``governance.lineage.Lineage``, notebook 10): one column per kind, upstream on the left."""
+    import matplotlib.pyplot as plt
+
+    from mlops_helpers.governance.lineage import KINDS, node_order
+
+    kinds = [k for k in KINDS if any(n.kind == k for n in graph.nodes.values())]
+    columns = {k: sorted((n for n in graph.nodes.values() if n.kind == k), key=node_order) for k in kinds}
+    height = max(len(c) for c in columns.values()) if columns else 1
+    fig, ax = plt.subplots(figsize=(2.0 * max(len(kinds), 1), 1.0 * height + 1.0), dpi=80, layout="constrained")
+    plt.close(fig)  # shown once, as the value the cell returns
+    where = {}
+    for x, kind in enumerate(kinds):
+        column = columns[kind]
+        for i, node in enumerate(column):
+            where[node.id] = (x, (height - 1) / 2 - i + (len(column) - 1) / 2)
+    for edge in graph.edges:
+        (x0, y0), (x1, y1) = where[edge.source], where[edge.target]
+        past = edge.relation.endswith("before")  # an alias that pointed here once: dashed
+        arrow = {"arrowstyle": "->", "color": "0.55", "lw": 0.8, "linestyle": "--" if past else "-"}
+        ax.annotate("", xy=(x1 - 0.4, y1), xytext=(x0 + 0.4, y0), arrowprops=arrow)
+        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.08, edge.relation, ha="center", va="bottom", fontsize=6, color="0.4")
+    colors = dict(zip(KINDS, plt.get_cmap("tab10").colors, strict=False))
+    for node_id, (x, y) in where.items():
+        node = graph.nodes[node_id]
+        ax.text(
+            x, y, _wrap(node.label), ha="center", va="center", fontsize=7,
+            bbox={"boxstyle": "round,pad=0.3", "facecolor": colors[node.kind], "alpha": 0.25, "edgecolor": "0.4"},
+        )  # fmt: skip
+    for x, kind in enumerate(kinds):
+        ax.text(x, height - 0.35, kind, ha="center", va="bottom", fontsize=8, fontweight="bold")
+    ax.set(xlim=(-0.6, len(kinds) - 0.4), ylim=(-0.7, height), title=title or f"Lineage of {graph.model_name}")
+    ax.axis("off")
+    return fig
+
+
+def _wrap(text: str, width: int = 18) -> str:
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "\n".join([*lines, line])

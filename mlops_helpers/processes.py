@@ -138,6 +138,16 @@ class Server:
         """True while the main process has not exited."""
         return self.process is not None and self.process.poll() is None
 
+    def tree(self) -> list[int]:
+        """The PIDs of the process and every child it started (uvicorn workers, say), while it runs."""
+        if self.process is None:
+            return []
+        try:
+            main = psutil.Process(self.process.pid)
+            return [main.pid, *(child.pid for child in main.children(recursive=True))]
+        except psutil.NoSuchProcess:
+            return []
+
     def log_tail(self, lines: int = 30) -> str:
         """The last ``lines`` lines of the server's combined stdout and stderr."""
         try:
@@ -294,6 +304,17 @@ def start(
         server.stop()
         raise
     return server
+
+
+def all_exited(pids: list[int]) -> bool:
+    """True when none of ``pids`` is still running (a zombie awaiting its parent's reaping counts as exited)."""
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            continue
+    return True
 
 
 def running() -> list[Server]:

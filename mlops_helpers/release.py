@@ -1,4 +1,4 @@
-"""Releasing a challenger: the online comparison, the decision, and the same release on a cluster (notebook 09).
+"""Release decisions: is the challenger better online, and how sure are we? (notebook 09)
 
 The prediction service (:mod:`mlops_helpers.serving`) routes traffic between ``champion`` and ``challenger`` and
 logs every prediction with its variant. Once the labels arrive, :func:`compare` answers the question a release needs:
@@ -15,21 +15,16 @@ confidence interval for the difference, and :class:`Comparison` turns that into 
 Both rely on the central limit theorem for the mean of the errors (tens of observations at least): below
 ``min_samples`` the decision is ``continue``.
 
-:func:`kserve_manifests` writes the same release for KServe: an ``InferenceService`` whose predictor points at the
-challenger with ``canaryTrafficPercent``, generated from the registry, plus the manifests to promote and to roll back.
-:func:`seldon_experiment` writes Seldon Core 2's equivalent (an ``Experiment`` with weighted candidates and a mirror).
+The same release on a cluster (KServe, Seldon Core) is written by :mod:`mlops_helpers.manifests`.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
-
-DECISIONS = ("promote", "rollback", "continue")
 
 
 @dataclass(frozen=True)
@@ -154,152 +149,3 @@ def _group_means(values: np.ndarray, groups) -> tuple[np.ndarray, int]:
         raise ValueError(f"groups has {len(groups)} labels for {values.size} values")
     means = pd.Series(values).groupby(pd.Series(groups), sort=True).mean().to_numpy()
     return means, int(means.size)
-
-
-# -- the same release on a cluster ------------------------------------------------------------------------------------
-
-_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-
-
-def k8s_name(text: str) -> str:
-    """``text`` as a Kubernetes resource name (DNS-1035 label: lower case, digits and '-', a letter first, <= 63)."""
-    name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
-    name = re.sub(r"-{2,}", "-", name)
-    if not name or not name[0].isalpha():
-        name = f"m-{name}".strip("-")
-    name = name[:63].rstrip("-")
-    if not _DNS_1035.match(name):
-        raise ValueError(f"cannot make a Kubernetes name from {text!r}")
-    return name
-
-
-def storage_uri(source: str, name: str, version: str, storage_root: str) -> str:
-    """Where the cluster reads a version's model: its own artifact URI when that is already remote (``s3://``,
-    ``gs://``...), else ``<storage_root>/<name>/<version>`` (copy it there: ``mlflow artifacts download`` then your
-    object store's copy command)."""
-    if re.match(r"^(s3|gs|azureblob|https?|pvc)://", source):
-        return source
-    return f"{storage_root.rstrip('/')}/{name}/{version}"
-
-
-def kserve_manifests(
-    model_name: str,
-    *,
-    canary_percent: int = 10,
-    namespace: str = "mlops-course",
-    storage_root: str = "s3://mlops-course-models",
-    champion: str | None = None,
-    challenger: str | None = None,
-    client=None,
-) -> dict[str, dict]:
-    """The release of ``challenger`` as KServe ``InferenceService`` manifests, generated from the registry.
-
-    Returns ``{"stable", "canary", "promote", "rollback"}``: ``stable`` serves the champion (what the cluster runs
-    before the release); ``canary`` points the predictor at the challenger with ``canaryTrafficPercent`` (KServe
-    keeps the last rolled-out revision, the champion, for the rest); ``promote`` drops the percent (100% to the
-    challenger); ``rollback`` sets it to 0 (everything back to the champion). KServe canaries need the Serverless
-    deployment mode (Knative), which the annotation requests. ``champion``/``challenger`` are version numbers; by
-    default the versions the aliases point at. Raises ``ValueError`` if a version or alias does not exist.
-    """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    if isinstance(canary_percent, bool) or not isinstance(canary_percent, int) or not 0 < canary_percent < 100:
-        raise ValueError(f"canary_percent must be an integer between 1 and 99, not {canary_percent!r}")
-    client = client or mlflow.MlflowClient()
-    versions = {}
-    for alias, number in (("champion", champion), ("challenger", challenger)):
-        try:
-            if number is None:
-                versions[alias] = client.get_model_version_by_alias(model_name, alias)
-            else:
-                versions[alias] = client.get_model_version(model_name, str(number))
-        except MlflowException:
-            what = f"version {number}" if number is not None else f"an alias {alias!r}"
-            raise ValueError(f"{model_name} has no {what}: a canary needs a champion and a challenger") from None
-    if str(versions["champion"].version) == str(versions["challenger"].version):
-        same = versions["champion"].version
-        raise ValueError(f"champion and challenger are the same version ({same}): there is nothing to release")
-
-    def manifest(version, percent: int | None) -> dict:
-        predictor: dict[str, Any] = {
-            "minReplicas": 1,
-            "model": {
-                "modelFormat": {"name": "mlflow"},
-                "protocolVersion": "v2",
-                "storageUri": storage_uri(version.source, k8s_name(model_name), str(version.version), storage_root),
-                "resources": {
-                    "requests": {"cpu": "100m", "memory": "512Mi"},
-                    "limits": {"cpu": "1", "memory": "1Gi"},
-                },
-            },
-        }
-        if percent is not None:
-            predictor = {"canaryTrafficPercent": percent, **predictor}
-        return {
-            "apiVersion": "serving.kserve.io/v1beta1",
-            "kind": "InferenceService",
-            "metadata": {
-                "name": k8s_name(model_name),
-                "namespace": namespace,
-                "labels": {"app.kubernetes.io/part-of": "mlops-course"},
-                "annotations": {
-                    "serving.kserve.io/deploymentMode": "Serverless",
-                    "mlops-course/registered-model": model_name,
-                    "mlops-course/model-version": str(version.version),
-                    "mlops-course/champion-version": str(versions["champion"].version),
-                },
-            },
-            "spec": {"predictor": predictor},
-        }
-
-    old, new = versions["champion"], versions["challenger"]
-    return {
-        "stable": manifest(old, None),
-        "canary": manifest(new, canary_percent),
-        "promote": manifest(new, None),
-        "rollback": manifest(new, 0),
-    }
-
-
-def seldon_experiment(
-    model_name: str, champion: str, challenger: str, *, weight: int = 10, shadow: bool = False
-) -> dict:
-    """Seldon Core 2's ``Experiment`` for the same release: weighted candidates (canary), or the champion answering
-    with the challenger as ``mirror`` (shadow: its answers are never returned). ``champion``/``challenger`` are the
-    names of two Seldon ``Model`` resources (one per registered version)."""
-    if not 0 < weight < 100:
-        raise ValueError(f"weight must be between 1 and 99, not {weight!r}")
-    base = k8s_name(model_name)
-    spec: dict[str, Any] = {"default": champion}
-    if shadow:
-        spec["candidates"] = [{"name": champion, "weight": 100}]
-        spec["mirror"] = {"name": challenger, "percent": 100}
-    else:
-        spec["candidates"] = [{"name": champion, "weight": 100 - weight}, {"name": challenger, "weight": weight}]
-    kind = "shadow" if shadow else "canary"
-    return {
-        "apiVersion": "mlops.seldon.io/v1alpha1",
-        "kind": "Experiment",
-        "metadata": {"name": f"{base}-{kind}"},
-        "spec": spec,
-    }
-
-
-def to_yaml(*documents: dict) -> str:
-    """Manifests as one YAML stream (``---`` between documents), keys in the order written."""
-    import yaml
-
-    return "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in documents)
-
-
-__all__ = [
-    "DECISIONS",
-    "Comparison",
-    "compare",
-    "k8s_name",
-    "kserve_manifests",
-    "seldon_experiment",
-    "storage_uri",
-    "to_yaml",
-]

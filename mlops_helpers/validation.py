@@ -15,7 +15,7 @@ from mlops_helpers.data import MONTHS, WEATHER
 
 
 @dataclass(frozen=True)
-class Rule:
+class ColumnRule:
     """What one column must hold. ``kind`` is ``int``, ``float`` or ``category``."""
 
     column: str
@@ -66,7 +66,7 @@ class ValidationReport:
 class DataContract:
     """Columns and their rules, a minimum row count, and the calendar year the day-of-year column counts in."""
 
-    rules: tuple[Rule, ...]
+    rules: tuple[ColumnRule, ...]
     min_rows: int
     year: int = 2011
     target_parts: tuple[str, ...] = ("casual", "registered")
@@ -116,7 +116,7 @@ class DataContract:
         return found
 
 
-def _check_column(values: pd.Series, rule: Rule) -> list[Violation]:
+def _check_column(values: pd.Series, rule: ColumnRule) -> list[Violation]:
     found = []
     nulls = values.isna()
     if nulls.any() and not rule.nullable:
@@ -148,21 +148,21 @@ def _check_column(values: pd.Series, rule: Rule) -> list[Violation]:
 #: The contract for CityBikes batches in the ``Bikeshare.csv`` format: at least a week of hours.
 BIKES_CONTRACT = DataContract(
     rules=(
-        Rule("season", "int", 1, 4),
-        Rule("mnth", "category", allowed=MONTHS),
-        Rule("day", "int", 1, 366),
-        Rule("hr", "int", 0, 23),
-        Rule("holiday", "int", 0, 1),
-        Rule("weekday", "int", 0, 6),
-        Rule("workingday", "int", 0, 1),
-        Rule("weathersit", "category", allowed=WEATHER),
-        Rule("temp", "float", 0, 1),
-        Rule("atemp", "float", 0, 1),
-        Rule("hum", "float", 0, 1),
-        Rule("windspeed", "float", 0, 1),
-        Rule("casual", "int", 0, 5000),
-        Rule("registered", "int", 0, 5000),
-        Rule("bikers", "int", 0, 5000),
+        ColumnRule("season", "int", 1, 4),
+        ColumnRule("mnth", "category", allowed=MONTHS),
+        ColumnRule("day", "int", 1, 366),
+        ColumnRule("hr", "int", 0, 23),
+        ColumnRule("holiday", "int", 0, 1),
+        ColumnRule("weekday", "int", 0, 6),
+        ColumnRule("workingday", "int", 0, 1),
+        ColumnRule("weathersit", "category", allowed=WEATHER),
+        ColumnRule("temp", "float", 0, 1),
+        ColumnRule("atemp", "float", 0, 1),
+        ColumnRule("hum", "float", 0, 1),
+        ColumnRule("windspeed", "float", 0, 1),
+        ColumnRule("casual", "int", 0, 5000),
+        ColumnRule("registered", "int", 0, 5000),
+        ColumnRule("bikers", "int", 0, 5000),
     ),
     min_rows=24 * 7,
 )

@@ -7,9 +7,12 @@ git-ignored workspace folder, never in the source tree. Its location is, in orde
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +108,43 @@ def setup(root: str | Path | None = None, experiment: str | None = None) -> Work
         ensure_experiment(ws, experiment)
         mlflow.set_experiment(experiment)
     return ws
+
+
+def connect(tracking_uri: str | None = None, experiment: str | None = None) -> Workspace:
+    """Point MLflow's tracking and registry at ``tracking_uri``: the one way the CLIs, the service and the KFP steps
+    connect (notebooks call :func:`setup`).
+
+    Without ``tracking_uri`` it uses ``MLFLOW_TRACKING_URI`` when set (a team's server, CI's throw-away one, or the
+    workspace database a notebook set up, which its subprocesses inherit), else the workspace's database. With
+    ``experiment``, that experiment is created if missing and made the active one. Returns the workspace, where
+    reports and logs go whatever the tracking server is.
+    """
+    import mlflow
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    local = Workspace(default_root())
+    if not uri or uri == local.tracking_uri:
+        return setup(experiment=experiment)
+    quiet()
+    local.root.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if experiment:
+        if mlflow.get_experiment_by_name(experiment) is None:
+            mlflow.create_experiment(experiment)
+        mlflow.set_experiment(experiment)
+    return local
+
+
+@contextlib.contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """Hide what MLflow prints to stderr while it works ("Successfully registered model ...", "Created version ...").
+
+    For cells whose output must be the same however often they run (a catch-up cell, a replay that registers
+    versions): the version numbers in those lines depend on what ran before. Errors still raise.
+    """
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 def ensure_experiment(ws: Workspace, name: str) -> str:

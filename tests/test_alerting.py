@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from mlops_helpers import alerting, processes
+from mlops_helpers.jsonl import read_jsonl
 
 RULES = alerting.default_rules(rmse_threshold=60.0)
 needs_binaries = pytest.mark.skipif(
@@ -69,7 +70,7 @@ def test_receiver_stores_notifications_and_refuses_garbage(tmp_path, tmp_workspa
         with urllib.request.urlopen(receiver.url + "/alerts", timeout=5) as response:
             assert json.loads(response.read()) == [notification]
     out.write_text(out.read_text() + '{"torn')  # a crash mid-write: the reader skips the torn line
-    assert alerting.read_notifications(out) == [notification]
+    assert read_jsonl(out) == [notification]
     assert alerting.slack_text(notification) == "[FIRING] X: "
 
 
@@ -102,12 +103,12 @@ def test_an_alert_travels_from_metrics_to_the_webhook(tmp_path, tmp_workspace):
             )  # fmt: skip
             with prometheus:
                 time.sleep(3)
-                assert alerting.read_notifications(out) == []  # healthy metrics: no alert
+                assert read_jsonl(out) == []  # healthy metrics: no alert
                 alerting.write_metrics(metrics, {"drift_share": 0.8, "rmse": 30.0})
                 deadline = time.monotonic() + 60
-                while time.monotonic() < deadline and not alerting.read_notifications(out):
+                while time.monotonic() < deadline and not read_jsonl(out):
                     time.sleep(0.5)
-    notifications = alerting.read_notifications(out)
+    notifications = read_jsonl(out)
     assert notifications, "no alert reached the webhook within 60 s"
     names = {a["labels"]["alertname"] for n in notifications for a in n["alerts"]}
     assert names == {"CityBikesDataDrift"}

@@ -42,7 +42,7 @@ def test_leaky_columns_are_removed(bikes):
 
 
 def test_windows_are_half_open_and_cover_the_year(bikes):
-    train, production = data.train_production_split(bikes)
+    train, production = data.window(bikes, *data.TRAIN_WINDOW), data.window(bikes, "2011-04-01", "2012-01-01")
     assert len(train) + len(production) == len(bikes)
     assert train.index.max() < production.index.min()
     assert set(train["month"]) == {1, 2, 3}
@@ -56,8 +56,18 @@ def test_window_rejects_reversed_bounds(bikes):
         data.window(bikes, "2011-04-01", "2011-01-01")
 
 
+def test_a_window_is_parsed_once_with_a_clear_error():
+    window = data.Window.parse("2011-01-01:2011-06-01")
+    assert window == ("2011-01-01", "2011-06-01") and str(window) == "2011-01-01:2011-06-01"
+    assert data.Window.parse(window) == window and data.Window.parse(("2011-01-01", "2011-06-01")) == window
+    for bad, message in (("2011-01-01", "START:END"), ("2011-06-01:2011-01-01", "before its end"),
+                         ("2011-01-01:June", "window")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            data.Window.parse(bad)
+
+
 def test_train_validation_split_is_by_time(bikes):
-    train, _ = data.train_production_split(bikes)
+    train = data.window(bikes, *data.TRAIN_WINDOW)
     fit, valid = data.train_validation_split(train, "2011-03-01")
     assert fit.index.max() < pd.Timestamp("2011-03-01") <= valid.index.min()
     with pytest.raises(ValueError, match="empty side"):
@@ -109,10 +119,12 @@ def test_flights_with_weather():
 
 
 def test_source_batch_is_the_raw_rows_of_a_window(bikes):
-    batch = data.source_batch("2011-06-01", "2011-07-01")
+    batch = data.source_batch("2011-06-01:2011-07-01")
     assert set(data.LEAKY_COLUMNS) <= set(batch.columns)  # the source format, untouched
     typed = data.prepare_bikes(batch)
     assert typed.index.equals(data.window(bikes, "2011-06-01", "2011-07-01").index)
-    assert len(data.source_batch("2011-12-01", "2012-01-01")) == len(data.window(bikes, "2011-12-01", "2012-01-01"))
+    assert len(data.source_batch(data.Window("2011-12-01", "2012-01-01"))) == len(
+        data.window(bikes, "2011-12-01", "2012-01-01")
+    )
     with pytest.raises(ValueError, match="within one year"):
-        data.source_batch("2011-12-01", "2012-02-01")
+        data.source_batch("2011-12-01:2012-02-01")

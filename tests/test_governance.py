@@ -10,23 +10,27 @@ import mlflow
 import pandas as pd
 import pytest
 
-from mlops_helpers import checkpoints, data, governance, pipeline, workspace
-
-NAME = checkpoints.MODEL_NAME
+from mlops_helpers import catchup, data, pipeline, plots, workspace
+from mlops_helpers.governance import __main__ as governance_cli
+from mlops_helpers.governance import card, reproducibility
+from mlops_helpers.governance.lineage import KINDS, Lineage, Node, dataset_path, deployment_records, lineage
+from mlops_helpers.names import AUDIT_TAG_PREFIX, DATA_SHA_TAG
+from mlops_helpers.names import MODEL_NAME as NAME
+from mlops_helpers.registry import Registry, replay
 
 
 # ----------------------------------------------------------------------------------------------- pure: the graph
-def _graph() -> governance.Lineage:
-    g = governance.Lineage("m")
+def _graph() -> Lineage:
+    g = Lineage("m")
     for node in [
-        governance.Node("file:a", "data file", "a.csv"),
-        governance.Node("dataset:t", "dataset", "train"),
-        governance.Node("run:r", "run", "run-1"),
-        governance.Node("model:m1", "logged model", "m-1"),
-        governance.Node("version:1", "version", "m v1", {"version": "1", "order": 1}),
-        governance.Node("version:2", "version", "m v2", {"version": "2", "order": 2}),
-        governance.Node("alias:champion", "alias", "@champion"),
-        governance.Node("deployment:x", "deployment", "service", {"rows": 5, "version": "1"}),
+        Node("file:a", "data file", "a.csv"),
+        Node("dataset:t", "dataset", "train"),
+        Node("run:r", "run", "run-1"),
+        Node("model:m1", "logged model", "m-1"),
+        Node("version:1", "version", "m v1", {"version": "1", "order": 1}),
+        Node("version:2", "version", "m v2", {"version": "2", "order": 2}),
+        Node("alias:champion", "alias", "@champion"),
+        Node("deployment:x", "deployment", "service", {"rows": 5, "version": "1"}),
     ]:
         g.add(node)
     for source, target in [
@@ -73,13 +77,13 @@ def test_links_are_not_duplicated_and_mermaid_has_every_node_and_edge():
 
 
 def test_the_drawing_has_one_box_per_node():
-    fig = _graph().draw()
+    fig = plots.lineage_graph(_graph())
     boxes = [t for t in fig.axes[0].texts if t.get_bbox_patch() is not None]
     assert len(boxes) == 8
 
 
 def test_parse_param_gives_back_the_logged_types():
-    assert [governance.parse_param(v) for v in ("100", "0.1", "None", "gradient_boosting", "true")] == [
+    assert [reproducibility.parse_param(v) for v in ("100", "0.1", "None", "gradient_boosting", "true")] == [
         100,
         0.1,
         None,
@@ -93,7 +97,7 @@ class FakeClient:
     """Just enough of MlflowClient for check_audit: a registered model's tags and aliases."""
 
     def __init__(self, events: list[dict], aliases: dict[str, str]) -> None:
-        tags = {f"{pipeline.AUDIT_PREFIX}{e['seq']:05d}": json.dumps(e) for e in events}
+        tags = {f"{AUDIT_TAG_PREFIX}{e['seq']:05d}": json.dumps(e) for e in events}
         self.model = SimpleNamespace(tags=tags, aliases=aliases)
 
     def get_registered_model(self, name):
@@ -106,19 +110,19 @@ def _event(seq, action, alias, version, previous):
 
 def test_replay_applies_sets_and_deletes_in_order():
     events = [_event(2, "delete", "challenger", None, "2"), _event(1, "set", "challenger", "2", None)]
-    assert governance.replay(events) == {}
-    assert governance.replay(events[1:]) == {"challenger": "2"}
+    assert replay(events) == {}
+    assert replay(events[1:]) == {"challenger": "2"}
 
 
 def test_a_trail_that_explains_the_registry_passes():
     events = [_event(1, "set", "champion", "1", None), _event(2, "set", "champion", "2", "1")]
-    check = governance.check_audit(NAME, FakeClient(events, {"champion": "2"}))
+    check = Registry(NAME, FakeClient(events, {"champion": "2"})).check()
     assert check.ok and check.replayed == {"champion": "2"} and check.events == 2
 
 
 def test_a_move_outside_the_tools_is_found():
     events = [_event(1, "set", "champion", "1", None)]
-    check = governance.check_audit(NAME, FakeClient(events, {"champion": "2", "hotfix": "3"}))
+    check = Registry(NAME, FakeClient(events, {"champion": "2", "hotfix": "3"})).check()
     assert not check.ok
     assert [(f.alias, f.registry, f.trail) for f in check.unrecorded] == [("champion", "2", "1"), ("hotfix", "3", None)]
 
@@ -126,10 +130,10 @@ def test_a_move_outside_the_tools_is_found():
 def test_a_gap_stays_in_the_history_after_the_registry_is_put_right():
     # champion moved by hand from 1 to 2, then put back to 1 with the tools: the event's "from" shows the gap
     events = [_event(1, "set", "champion", "1", None), _event(2, "set", "champion", "1", "2")]
-    check = governance.check_audit(NAME, FakeClient(events, {"champion": "1"}))
+    check = Registry(NAME, FakeClient(events, {"champion": "1"})).check()
     assert not check.unrecorded
     assert [(f.seq, f.registry, f.trail) for f in check.gaps] == [(2, "2", "1")]
-    assert governance.check_audit(NAME, FakeClient(events, {"champion": "1"}), since=2).ok
+    assert Registry(NAME, FakeClient(events, {"champion": "1"})).check(since=2).ok
 
 
 # --------------------------------------------------------------------------------- pure: deployment records
@@ -145,7 +149,7 @@ def test_deployment_records_count_rows_per_log_version_and_variant(tmp_path):
     (tmp_path / "predictions" / "service.jsonl").write_text(text)
     (tmp_path / "pipeline").mkdir()
     (tmp_path / "pipeline" / "integration-v4.jsonl").write_text(json.dumps({**rows[0], "version": "4"}) + "\n")
-    table = governance.deployment_records(NAME, tmp_path)
+    table = deployment_records(NAME, tmp_path)
     got = {(r.log, r.version, r.variant): r.rows for r in table.itertuples()}
     assert got == {
         ("predictions/service.jsonl", "3", ""): 2,
@@ -165,8 +169,8 @@ def template(tmp_path_factory):
         mp.setenv("COURSE_WORKSPACE", str(root))
         ws = workspace.setup()
         batch = ws.path("batches", "jan-may.csv")
-        data.source_batch("2011-01-01", "2011-06-01").to_csv(batch, index=False)
-        checkpoints.ensure_champion(ws)
+        data.source_batch("2011-01-01:2011-06-01").to_csv(batch, index=False)
+        catchup.ensure_champion(ws)
         config = pipeline.PipelineConfig(data=batch, window=("2011-01-01", "2011-06-01"), integration_test=False)
         result = pipeline.run_pipeline(config, echo=lambda *_: None)
         assert result.promoted
@@ -187,8 +191,8 @@ def test_lineage_follows_a_version_from_its_data_file_to_its_deployment(release)
     log = release.root / "predictions" / "svc.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(json.dumps({"model": NAME, "version": release.version, "time": pd.Timestamp.now("UTC").isoformat()}))
-    g = governance.lineage(NAME, release.version, root=release.root)
-    assert {n.kind for n in g.nodes.values()} == set(governance.KINDS)
+    g = lineage(NAME, release.version, root=release.root)
+    assert {n.kind for n in g.nodes.values()} == set(KINDS)
     (file_node,) = g.find("data file")
     assert file_node.attrs["verified"] and file_node.attrs["sha256"] == data.sha256(file_node.attrs["path"])
     (deployment,) = g.find("deployment")
@@ -204,15 +208,15 @@ def test_a_prediction_logged_before_the_version_existed_is_not_evidence(release)
     log.parent.mkdir(parents=True, exist_ok=True)
     old = {"model": NAME, "version": release.version, "time": "2001-01-01T00:00:00+00:00"}
     log.write_text(json.dumps(old) + "\n")
-    assert not governance.lineage(NAME, release.version, root=release.root).find("deployment")
+    assert not lineage(NAME, release.version, root=release.root).find("deployment")
     with log.open("a") as handle:  # the same file, now with a row answered after the version was registered
         handle.write(json.dumps({**old, "time": pd.Timestamp.now("UTC").isoformat()}) + "\n")
-    (deployment,) = governance.lineage(NAME, release.version, root=release.root).find("deployment")
+    (deployment,) = lineage(NAME, release.version, root=release.root).find("deployment")
     assert deployment.attrs["rows"] == 1
 
 
 def test_reproduce_rebuilds_identical_predictions(release):
-    result = governance.reproduce(NAME, release.version)
+    result = reproducibility.reproduce(NAME, release.version)
     assert result.identical and result.max_abs_diff == 0.0
     assert result.family == "gradient_boosting" and result.params == {
         "n_estimators": 100,
@@ -224,61 +228,61 @@ def test_reproduce_rebuilds_identical_predictions(release):
 
 def test_reproduce_refuses_when_the_data_file_changed(release):
     run = release.client.get_run(release.client.get_model_version(NAME, release.version).run_id)
-    path = governance.dataset_path(run.inputs.dataset_inputs[0].dataset)
+    path = dataset_path(run.inputs.dataset_inputs[0].dataset)
     original = path.read_bytes()
     try:
         raw = pd.read_csv(path)
         raw.loc[raw.index[10], "temp"] = 0.5
         raw.to_csv(path, index=False)
-        with pytest.raises(governance.DataChanged, match="has changed"):
-            governance.reproduce(NAME, release.version)
+        with pytest.raises(reproducibility.DataChanged, match="has changed"):
+            reproducibility.reproduce(NAME, release.version)
         # without the file's recorded sha256, the MLflow digest of the training rows still catches it
-        release.client.delete_tag(run.info.run_id, governance.DATA_SHA_TAG)
-        with pytest.raises(governance.DataChanged, match="digest"):
-            governance.reproduce(NAME, release.version)
+        release.client.delete_tag(run.info.run_id, DATA_SHA_TAG)
+        with pytest.raises(reproducibility.DataChanged, match="digest"):
+            reproducibility.reproduce(NAME, release.version)
     finally:
         path.write_bytes(original)
 
 
 def test_check_audit_finds_a_direct_alias_move_and_passes_after_the_tools_put_it_back(release):
-    client, before = release.client, governance.check_audit(NAME)
+    client, before = release.client, Registry(NAME).check()
     since = before.events
     assert not before.unrecorded
     versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{NAME}'"))
     other = str(versions[0])
     client.set_registered_model_alias(NAME, "champion", other)
-    found = governance.check_audit(NAME, since=since)
+    found = Registry(NAME).check(since=since)
     assert [(f.alias, f.registry, f.trail) for f in found.unrecorded] == [("champion", other, release.version)]
-    assert governance.main(["audit", "--since", str(since)]) == 1  # the CLI a nightly job runs fails
-    pipeline.move_alias(client, NAME, "champion", release.version, "revert an unrecorded move")
-    after = governance.check_audit(NAME, since=since)
+    assert governance_cli.main(["audit", "--since", str(since)]) == 1  # the CLI a nightly job runs fails
+    Registry(NAME).move("champion", release.version, "revert an unrecorded move")
+    after = Registry(NAME).check(since=since)
     assert not after.unrecorded and len(after.gaps) == 1
-    assert governance.main(["audit", "--since", str(since)]) == 0
-    assert governance.main(["audit", "--since", str(since), "--strict"]) == 1  # the gap stays in the history
+    assert governance_cli.main(["audit", "--since", str(since)]) == 0
+    assert governance_cli.main(["audit", "--since", str(since), "--strict"]) == 1  # the gap stays in the history
 
 
 def test_the_model_card_is_computed_from_the_registry_and_the_data(release):
     client = release.client
-    client.set_registered_model_tag(NAME, governance.OWNER_TAG, "team-bikes@example.org")
-    client.set_registered_model_tag(NAME, governance.INTENDED_USE_TAG, "Hourly demand for rebalancing.")
-    card = governance.model_card(NAME, "champion")
+    client.set_registered_model_tag(NAME, card.OWNER_TAG, "team-bikes@example.org")
+    client.set_registered_model_tag(NAME, card.INTENDED_USE_TAG, "Hourly demand for rebalancing.")
+    text = card.model_card(NAME, "champion")
     run = client.get_run(client.get_model_version(NAME, release.version).run_id)
     for part in ("## Intended use", "## Owners", "## Training data", "## Metrics", "## Drift", "## Limits"):
-        assert part in card
-    assert "team-bikes@example.org" in card and "Hourly demand for rebalancing." in card
-    assert f"{run.data.metrics['holdout_rmse']:.2f}".rstrip("0") in card
-    assert "| 2011-07 |" in card and "| 2011-05 |" not in card  # the months after the batch, not before
+        assert part in text
+    assert "team-bikes@example.org" in text and "Hourly demand for rebalancing." in text
+    assert f"{run.data.metrics['holdout_rmse']:.2f}".rstrip("0") in text
+    assert "| 2011-07 |" in text and "| 2011-05 |" not in text  # the months after the batch, not before
     model = mlflow.pyfunc.load_model(f"models:/{NAME}/{release.version}")
-    july = governance.monthly_rmse(model, data.window(data.load_bikes(), "2011-07-01", "2011-08-01"))
-    assert f"{july.loc['2011-07', 'rmse']:.2f}".rstrip("0") in card
-    path = governance.save_model_card(NAME, release.version, card, root=release.root)
-    assert path.read_text() == card
+    july = card.monthly_rmse(model, data.window(data.load_bikes(), "2011-07-01", "2011-08-01"))
+    assert f"{july.loc['2011-07', 'rmse']:.2f}".rstrip("0") in text
+    path = card.save_model_card(NAME, release.version, text, root=release.root)
+    assert path.read_text() == text
     assert client.get_model_version(NAME, release.version).tags["model_card"].endswith("model_card.md")
 
 
 def test_markdown_tables_align_numbers_and_escape_pipes():
     frame = pd.DataFrame({"rows": [3, 10], "rmse": [1.234, None], "ok": [True, False], "why": ["a|b", None]})
-    text = governance._markdown_table(frame.rename_axis("k"), digits=1)
+    text = card.markdown_table(frame.rename_axis("k"), digits=1)
     assert text.splitlines() == [
         "| k | rows | rmse | ok | why |",
         "|---:|---:|---:|:---|:---|",

@@ -5,6 +5,7 @@ These checks read the committed files; `make notebooks` executes them and `make 
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -12,7 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mlops_helpers import course
+from mlops_helpers import course, data, names
+from mlops_helpers.pipeline import PipelineConfig
 
 NOTEBOOKS = course.notebooks()
 MAX_BYTES = 1_000_000
@@ -118,6 +120,46 @@ class TestCommittedNotebook:
         for cell in _code_cells(_load(path)):
             if "nbval-ignore-output" in cell.metadata.get("tags", []):
                 assert cell.source.lstrip().startswith("#"), "an nbval-ignore-output cell opens with a comment: why"
+
+
+def _parameters(path: Path) -> tuple[dict[str, object], str]:
+    """The parameters cell's ``{name: default}``, and the source of every other code cell."""
+    nb = _load(path)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    tree = ast.parse(cell.source)
+    values = {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+              for t in node.targets if isinstance(t, ast.Name)}  # fmt: skip
+    rest = "\n".join(c.source for c in _code_cells(nb) if c is not cell)
+    return values, rest
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_parameter_is_used(path):
+    """A parameter nothing reads would make `-p NAME VALUE` a silent no-op."""
+    values, rest = _parameters(path)
+    unused = [name for name in values if not re.search(rf"\b{name}\b", rest)]
+    assert not unused, f"{path.name}: parameters never used after the parameters cell: {unused}"
+
+
+#: Parameters that mirror a name or default of the package, so a learner can change them: they must start equal.
+MIRRORED = {
+    "MODEL_NAME": names.MODEL_NAME,
+    "HOLDOUT_DAYS": PipelineConfig.default("holdout_days"),
+    "MAX_RMSE": PipelineConfig.default("max_rmse"),
+    "MIN_IMPROVEMENT": PipelineConfig.default("min_improvement"),
+    "TRAIN_START": data.TRAIN_WINDOW.start,
+    "TRAIN_END": data.TRAIN_WINDOW.end,
+    "VALIDATION_START": data.VALIDATION_START,
+}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_parameters_that_mirror_the_package_start_equal(path):
+    values, _ = _parameters(path)
+    differ = {k: (v, MIRRORED[k]) for k, v in values.items() if k in MIRRORED and v != MIRRORED[k]}
+    assert not differ, f"{path.name}: (notebook default, package's) differ: {differ}"
+    if path.name.startswith(("01", "03")):
+        assert values["EXPERIMENT_NAME"] == names.EXPERIMENT
 
 
 def test_sanitize_file_parses():

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
+from dataclasses import fields
 
 import mlflow
 import pandas as pd
 import pytest
 
-from mlops_helpers import checkpoints, data, pipeline, processes, workspace
-
-NAME = checkpoints.MODEL_NAME
+from mlops_helpers import catchup, data, pipeline, processes, workspace
+from mlops_helpers.names import MODEL_NAME as NAME
+from mlops_helpers.registry import Registry, RegistryError
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +21,7 @@ def template(tmp_path_factory):
     root = tmp_path_factory.mktemp("template") / "workspace"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("COURSE_WORKSPACE", str(root))
-        checkpoints.ensure_champion(workspace.setup())
+        catchup.ensure_champion(workspace.setup())
     return root
 
 
@@ -47,7 +49,7 @@ def batches(tmp_path_factory):
 
 
 def _state():
-    return pipeline.registry_state(mlflow.MlflowClient(), NAME)
+    return Registry(NAME).state()
 
 
 def _config(path, **kw):
@@ -117,7 +119,7 @@ def test_a_weaker_model_is_refused_by_the_gate(ws, batches):
 def test_the_absolute_threshold_refuses_without_a_champion_too(ws, batches):
     result = pipeline.run_pipeline(_config(batches / "jan-may.csv", max_rmse=5.0, model_name="brand-new"))
     assert result.exit_code == 30 and "above the threshold 5.00" in result.stages[-1].verdict
-    assert pipeline.registry_state(mlflow.MlflowClient(), "brand-new")["exists"] is False
+    assert Registry("brand-new").state()["exists"] is False
 
 
 @pytest.mark.parametrize(
@@ -132,7 +134,8 @@ def test_failures_after_training_leave_the_registry_as_it_was(ws, batches, monke
             return ["the input example got HTTP 500"]
         raise RuntimeError(f"{target} broke")
 
-    monkeypatch.setattr(mlflow if target == "register_model" else pipeline, target, broken)
+    owner = {"register_model": mlflow, "integration_test": pipeline, "promote": Registry}[target]
+    monkeypatch.setattr(owner, target, broken)
     config = _config(batches / "jan-may.csv")
     config.integration_test = stage == "integration"
     result = pipeline.run_pipeline(config)
@@ -145,9 +148,9 @@ def test_rollback_swaps_and_a_second_rollback_undoes_it(ws, batches):
     old = _state()["aliases"]["champion"]
     new = pipeline.run_pipeline(_config(batches / "jan-may.csv")).version
     client = mlflow.MlflowClient()
-    assert pipeline.rollback(client, NAME, "bad release") == {"champion": old, "previous-champion": new}
+    assert Registry(NAME).rollback("bad release") == {"champion": old, "previous-champion": new}
     assert _state()["aliases"] == {"champion": old, "previous-champion": new}
-    pipeline.rollback(client, NAME, "it was fine")
+    Registry(NAME).rollback("it was fine")
     assert _state()["aliases"] == {"champion": new, "previous-champion": old}
     assert "bad release" in client.get_model_version(NAME, old).tags["alias.champion"]
     assert len(_state()["versions"]) == 2  # nothing deleted
@@ -164,14 +167,14 @@ def test_without_promotion_the_version_waits_as_challenger(ws, batches):
 
 def test_every_alias_move_is_in_the_audit_trail_in_order(ws, batches, monkeypatch):
     monkeypatch.setenv("USER", "auditor")
-    client = mlflow.MlflowClient()
-    start = len(pipeline.audit_events(client, NAME))
+    registry = Registry(NAME)
+    start = len(registry.events())
     old = _state()["aliases"]["champion"]
     new = pipeline.run_pipeline(_config(batches / "jan-may.csv", reason="monthly retrain")).version
-    pipeline.rollback(client, NAME, "bad release")
+    registry.rollback("bad release")
     refused = pipeline.run_pipeline(_config(batches / "jan-may.csv", max_rmse=1.0))  # refused before registering
     assert refused.exit_code == 30
-    events = pipeline.audit_events(client, NAME)[start:]
+    events = registry.events()[start:]
     moves = [(e["action"], e["alias"], e["version"], e["from"]) for e in events]
     assert moves == [
         ("set", "challenger", new, None),  # register
@@ -187,22 +190,48 @@ def test_every_alias_move_is_in_the_audit_trail_in_order(ws, batches, monkeypatc
 
 
 def test_a_refusal_after_registration_is_recorded_as_a_restore(ws, batches, monkeypatch):
-    client = mlflow.MlflowClient()
-    start = len(pipeline.audit_events(client, NAME))
+    registry = Registry(NAME)
+    start = len(registry.events())
     monkeypatch.setattr(pipeline, "integration_test", lambda *a, **k: ["the input example got HTTP 500"])
     config = _config(batches / "jan-may.csv")
     config.integration_test = True
     result = pipeline.run_pipeline(config)
     assert result.exit_code == pipeline.EXIT_CODES["integration"]
-    events = pipeline.audit_events(client, NAME)[start:]
+    events = registry.events()[start:]
     assert [(e["action"], e["alias"]) for e in events] == [("set", "challenger"), ("delete", "challenger")]
     assert events[1]["why"] == "restored: refused at integration"
-    assert pipeline.remove_alias(client, NAME, "challenger", "nothing to remove") is None  # no alias, no event
+    assert registry.remove("challenger", "nothing to remove") is None  # no alias, no event
 
 
 def test_rollback_without_a_previous_champion_is_refused(ws):
-    with pytest.raises(pipeline.StageRefused, match="nothing to roll back to"):
-        pipeline.rollback(mlflow.MlflowClient(), NAME)
+    with pytest.raises(RegistryError, match="nothing to roll back to"):
+        Registry(NAME).rollback()
+
+
+def test_the_command_line_options_are_the_config_fields_with_their_defaults():
+    parser = argparse.ArgumentParser()
+    pipeline.add_config_options(parser)
+    parsed = vars(parser.parse_args(["--data", "batch.csv"]))
+    config = pipeline.PipelineConfig(data="batch.csv")
+    assert parsed.keys() == {f.name for f in fields(pipeline.PipelineConfig)}
+    assert {k: v for k, v in parsed.items() if k != "params"} == {
+        f.name: getattr(config, f.name) for f in fields(pipeline.PipelineConfig) if f.name != "params"
+    }
+    every = ["--data", "b.csv", "--window", "2011-01-01:2011-06-01", "--tracking-uri", "sqlite:///x.db",
+             "--model-name", "other", "--experiment", "exp", "--family", "ridge", "--param", "alpha=3",
+             "--holdout-days", "7", "--max-rmse", "60", "--min-improvement", "0.1", "--no-integration-test",
+             "--no-promote", "--reason", "why"]  # fmt: skip
+    changed = vars(parser.parse_args(every))
+    assert all(changed[k] != v for k, v in parsed.items()), "every option changes its field"
+
+
+def test_one_list_of_stages_gives_exit_codes_and_tags():
+    assert [s.name for s in pipeline.STAGES] == ["validate", "train", "evaluate", "register", "integration", "promote"]
+    assert [pipeline.EXIT_CODES[s.name] for s in pipeline.STAGES] == [10, 20, 30, 40, 50, 60]
+    assert pipeline.stage_tag("evaluate") == "stage.3.evaluate"
+    from mlops_helpers import kfp_runtime
+
+    assert kfp_runtime.step_tag("evaluate") == "stage.4.evaluate"  # ingest comes first on Kubeflow
 
 
 def test_cli_exit_codes(ws, batches, capsys):

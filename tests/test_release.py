@@ -12,9 +12,14 @@ import mlflow
 import numpy as np
 import pytest
 
-from mlops_helpers import checkpoints, data, pipeline, release, serving, workspace
+from mlops_helpers import catchup, data, manifests, release, workspace
+from mlops_helpers.names import MODEL_NAME as NAME
+from mlops_helpers.registry import Registry
+from mlops_helpers.serving import routing
+from mlops_helpers.serving.app import create_app
+from mlops_helpers.serving.predlog import log_frame
+from mlops_helpers.serving.service import PredictionService
 
-NAME = checkpoints.MODEL_NAME
 CHAMPION_URI, CHALLENGER_URI = f"models:/{NAME}@champion", f"models:/{NAME}@challenger"
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
@@ -25,27 +30,27 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 def test_the_bucket_is_the_keys_sha256_so_every_process_agrees():
     for key in ("2011-08-01T08:00", "user-42", ""):
         expected = int(hashlib.sha256(key.encode()).hexdigest()[:16], 16) / 2**64
-        assert serving.bucket(key) == expected and 0 <= expected < 1
+        assert routing.bucket(key) == expected and 0 <= expected < 1
 
 
 def test_routing_is_sticky_monotone_and_close_to_the_weight():
     keys = [f"key-{i}" for i in range(20_000)]
     for weight in (0.0, 0.1, 0.5, 1.0):
-        sides = [serving.route(k, "canary", weight) for k in keys]
-        assert sides == [serving.route(k, "canary", weight) for k in keys]  # sticky
+        sides = [routing.route(k, "canary", weight) for k in keys]
+        assert sides == [routing.route(k, "canary", weight) for k in keys]  # sticky
         share = sides.count("challenger") / len(keys)
         assert abs(share - weight) < 4 * (0.25 / len(keys)) ** 0.5 + 1e-12  # within 4 sigma of a fair split
-    at_10 = {k for k in keys if serving.route(k, "canary", 0.1) == "challenger"}
-    at_50 = {k for k in keys if serving.route(k, "canary", 0.5) == "challenger"}
+    at_10 = {k for k in keys if routing.route(k, "canary", 0.1) == "challenger"}
+    at_50 = {k for k in keys if routing.route(k, "canary", 0.5) == "challenger"}
     assert at_10 < at_50  # raising the weight only adds keys to the challenger
 
 
 def test_only_canary_sends_anything_to_the_challenger_and_bad_settings_are_refused():
-    assert {serving.route(f"k{i}", mode, 1.0) for i in range(50) for mode in ("single", "shadow")} == {"champion"}
+    assert {routing.route(f"k{i}", mode, 1.0) for i in range(50) for mode in ("single", "shadow")} == {"champion"}
     with pytest.raises(ValueError, match="mode must be one of"):
-        serving.route("k", "blue-green", 0.5)
+        routing.route("k", "blue-green", 0.5)
     with pytest.raises(ValueError, match="weight must be between 0 and 1"):
-        serving.route("k", "canary", 1.5)
+        routing.route("k", "canary", 1.5)
 
 
 # -- the decision test ------------------------------------------------------------------------------------------------
@@ -117,13 +122,12 @@ def registry(tmp_path_factory, module_tracking_env):
     """Champion (the best run) and challenger (the ridge run) registered; the environment restored afterwards."""
     root = tmp_path_factory.mktemp("release") / "workspace"
     ws = workspace.setup(root)
-    champion = checkpoints.ensure_champion(ws)
-    runs = checkpoints.ensure_runs(ws)
+    champion = catchup.ensure_champion(ws)
+    runs = catchup.ensure_runs(ws)
     ridge = runs[runs["tags.family"] == "ridge"].iloc[0]
     model_id = mlflow.get_run(ridge["run_id"]).outputs.model_outputs[0].model_id
     challenger = mlflow.register_model(f"models:/{model_id}", NAME)
-    client = mlflow.MlflowClient()
-    pipeline.move_alias(client, NAME, pipeline.CHALLENGER, challenger.version, "test challenger")
+    Registry(NAME).move("challenger", challenger.version, "test challenger")
     yield ws, str(champion.version), str(challenger.version)
 
 
@@ -142,14 +146,14 @@ def _client(app):
 def test_shadow_mode_answers_with_the_champion_and_logs_both(registry, records, tmp_path):
     _, champion, challenger = registry
     log_path = tmp_path / "shadow.jsonl"
-    app = serving.create_app(CHAMPION_URI, challenger_uri=CHALLENGER_URI, mode="shadow", log_path=log_path)
+    app = create_app(PredictionService(CHAMPION_URI, challenger_uri=CHALLENGER_URI, mode="shadow", log_path=log_path))
     with _client(app) as http:
-        answers = [http.post("/predict", json=r, headers={serving.KEY_HEADER: f"k{i}"}) for i, r in enumerate(records)]
+        answers = [http.post("/predict", json=r, headers={routing.KEY_HEADER: f"k{i}"}) for i, r in enumerate(records)]
         assert {a.json()["variant"] for a in answers} == {"champion"}
-        assert {a.headers[serving.VARIANT_HEADER] for a in answers} == {"champion"}
+        assert {a.headers[routing.VARIANT_HEADER] for a in answers} == {"champion"}
         assert {a.json()["version"] for a in answers} == {champion}
         metrics = http.get("/metrics").text
-    log = serving.log_frame(log_path)
+    log = log_frame(log_path)
     served, shadow = log[log["served"]], log[~log["served"].astype(bool)]
     assert len(served) == len(shadow) == len(records)
     assert set(shadow["variant"]) == {"challenger"} and set(shadow["version"]) == {challenger}
@@ -161,21 +165,25 @@ def test_shadow_mode_answers_with_the_champion_and_logs_both(registry, records, 
 
 def test_canary_routes_each_key_as_route_says_and_keeps_it(registry, records, tmp_path):
     _, champion, challenger = registry
-    app = serving.create_app(CHAMPION_URI, challenger_uri=CHALLENGER_URI, weight=0.5, log_path=tmp_path / "c.jsonl")
+    app = create_app(
+        PredictionService(CHAMPION_URI, challenger_uri=CHALLENGER_URI, weight=0.5, log_path=tmp_path / "c.jsonl")
+    )
     with _client(app) as http:
         assert http.get("/routing").json()["mode"] == "canary"  # the default with a challenger
         for i, record in enumerate(records):
             key = f"user-{i}"
-            expected = serving.route(key, "canary", 0.5)
-            got = [http.post("/predict", json=record, headers={serving.KEY_HEADER: key}).json() for _ in range(3)]
+            expected = routing.route(key, "canary", 0.5)
+            got = [http.post("/predict", json=record, headers={routing.KEY_HEADER: key}).json() for _ in range(3)]
             assert {g["variant"] for g in got} == {expected}
             assert {g["version"] for g in got} == {challenger if expected == "challenger" else champion}
-    log = serving.log_frame(tmp_path / "c.jsonl")
+    log = log_frame(tmp_path / "c.jsonl")
     assert log["served"].all() and set(log["variant"]) == {"champion", "challenger"}
 
 
 def test_routing_changes_without_a_restart_and_refuses_nonsense(registry, records, tmp_path):
-    app = serving.create_app(CHAMPION_URI, challenger_uri=CHALLENGER_URI, mode="shadow", log_path=tmp_path / "r.jsonl")
+    app = create_app(
+        PredictionService(CHAMPION_URI, challenger_uri=CHALLENGER_URI, mode="shadow", log_path=tmp_path / "r.jsonl")
+    )
     with _client(app) as http:
         changed = http.put("/routing", json={"mode": "canary", "weight": 1.0})
         assert changed.status_code == 200 and changed.json()["mode"] == "canary"
@@ -190,7 +198,7 @@ def test_routing_changes_without_a_restart_and_refuses_nonsense(registry, record
             assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", field]
         assert http.get("/routing").json()["weight"] == 1.0  # unchanged by the refusals
         assert 'routing_mode{mode="canary"} 1.0' in http.get("/metrics").text
-    alone = serving.create_app(CHAMPION_URI, log_path=tmp_path / "alone.jsonl")
+    alone = create_app(PredictionService(CHAMPION_URI, log_path=tmp_path / "alone.jsonl"))
     with _client(alone) as http:
         conflict = http.put("/routing", json={"mode": "shadow"})
         assert conflict.status_code == 409 and "needs a challenger" in conflict.json()["detail"][0]["msg"]
@@ -198,21 +206,21 @@ def test_routing_changes_without_a_restart_and_refuses_nonsense(registry, record
 
 def test_reload_follows_the_aliases(registry, records, tmp_path):
     _, champion, challenger = registry
-    client = mlflow.MlflowClient()
-    app = serving.create_app(CHAMPION_URI, challenger_uri=CHALLENGER_URI, log_path=tmp_path / "reload.jsonl")
+    registry = Registry(NAME)
+    app = create_app(PredictionService(CHAMPION_URI, challenger_uri=CHALLENGER_URI, log_path=tmp_path / "reload.jsonl"))
     try:
         with _client(app) as http:
             assert http.post("/reload").json()["changed"] is False
-            pipeline.promote(client, NAME, challenger, "test promotion")
+            registry.promote(challenger, "test promotion")
             after = http.post("/reload").json()
             assert after["changed"] and after["mode"] == "single" and after["variants"]["challenger"] is None
             assert after["variants"]["champion"]["version"] == challenger
             assert http.get("/health").json()["version"] == challenger
             assert http.post("/predict", json=records[0]).json()["version"] == challenger
     finally:
-        pipeline.rollback(client, NAME, "test over")
-        pipeline.move_alias(client, NAME, pipeline.CHALLENGER, challenger, "test over")
-    assert pipeline.registry_state(client, NAME)["aliases"]["champion"] == champion
+        registry.rollback("test over")
+        registry.move("challenger", challenger, "test over")
+    assert registry.aliases()["champion"] == champion
 
 
 def test_a_challenger_with_another_signature_is_refused(registry, tmp_path):
@@ -224,9 +232,9 @@ def test_a_challenger_with_another_signature_is_refused(registry, tmp_path):
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(LinearRegression().fit(other, y), name="model", input_example=other.head(2))
     with pytest.raises(ValueError, match="another input signature"):
-        serving.create_app(CHAMPION_URI, challenger_uri=info.model_uri, log_path=tmp_path / "x.jsonl")
+        create_app(PredictionService(CHAMPION_URI, challenger_uri=info.model_uri, log_path=tmp_path / "x.jsonl"))
     with pytest.raises(ValueError, match="needs a challenger"):
-        serving.create_app(CHAMPION_URI, mode="canary", log_path=tmp_path / "x.jsonl")
+        create_app(PredictionService(CHAMPION_URI, mode="canary", log_path=tmp_path / "x.jsonl"))
 
 
 # -- manifests --------------------------------------------------------------------------------------------------------
@@ -234,9 +242,9 @@ def test_a_challenger_with_another_signature_is_refused(registry, tmp_path):
 
 def test_kserve_manifests_from_the_registry(registry):
     _, champion, challenger = registry
-    manifests = release.kserve_manifests(NAME, canary_percent=20, namespace="bikes")
-    assert set(manifests) == {"stable", "canary", "promote", "rollback"}
-    for step, manifest in manifests.items():
+    written = manifests.kserve_manifests(NAME, canary_percent=20, namespace="bikes")
+    assert set(written) == {"stable", "canary", "promote", "rollback"}
+    for step, manifest in written.items():
         assert manifest["apiVersion"] == "serving.kserve.io/v1beta1" and manifest["kind"] == "InferenceService"
         meta = manifest["metadata"]
         assert meta["name"] == "citybikes-demand" and meta["namespace"] == "bikes"
@@ -246,32 +254,32 @@ def test_kserve_manifests_from_the_registry(registry):
         version = champion if step == "stable" else challenger
         assert meta["annotations"]["mlops-course/model-version"] == version
         assert model["storageUri"] == f"s3://mlops-course-models/citybikes-demand/{version}"
-    percents = {step: m["spec"]["predictor"].get("canaryTrafficPercent") for step, m in manifests.items()}
+    percents = {step: m["spec"]["predictor"].get("canaryTrafficPercent") for step, m in written.items()}
     assert percents == {"stable": None, "canary": 20, "promote": None, "rollback": 0}
     import yaml
 
-    assert yaml.safe_load(release.to_yaml(manifests["canary"])) == manifests["canary"]
+    assert yaml.safe_load(manifests.to_yaml(written["canary"])) == written["canary"]
 
 
 def test_kserve_manifests_refuse_what_cannot_be_released(registry):
     _, champion, _ = registry
     for bad in (0, 100, 12.5, True):
         with pytest.raises(ValueError, match="canary_percent"):
-            release.kserve_manifests(NAME, canary_percent=bad)
+            manifests.kserve_manifests(NAME, canary_percent=bad)
     with pytest.raises(ValueError, match="same version"):
-        release.kserve_manifests(NAME, champion=champion, challenger=champion)
+        manifests.kserve_manifests(NAME, champion=champion, challenger=champion)
     with pytest.raises(ValueError, match="has no version 999"):
-        release.kserve_manifests(NAME, champion=champion, challenger="999")
+        manifests.kserve_manifests(NAME, champion=champion, challenger="999")
 
 
 def test_names_storage_and_seldon():
-    assert release.k8s_name("CityBikes_Demand v2") == "citybikes-demand-v2"
-    assert release.k8s_name("42-model") == "m-42-model" and len(release.k8s_name("x" * 100)) == 63
-    assert release.storage_uri("s3://team/artifacts/1/m/model", "m", "3", "s3://x") == "s3://team/artifacts/1/m/model"
-    assert release.storage_uri("/home/me/ws/artifacts", "m", "3", "gs://b/") == "gs://b/m/3"
-    canary = release.seldon_experiment(NAME, "bikes-v1", "bikes-v2", weight=10)
+    assert manifests.k8s_name("CityBikes_Demand v2") == "citybikes-demand-v2"
+    assert manifests.k8s_name("42-model") == "m-42-model" and len(manifests.k8s_name("x" * 100)) == 63
+    assert manifests.storage_uri("s3://team/artifacts/1/m/model", "m", "3", "s3://x") == "s3://team/artifacts/1/m/model"
+    assert manifests.storage_uri("/home/me/ws/artifacts", "m", "3", "gs://b/") == "gs://b/m/3"
+    canary = manifests.seldon_experiment(NAME, "bikes-v1", "bikes-v2", weight=10)
     assert canary["kind"] == "Experiment" and canary["spec"]["default"] == "bikes-v1"
     assert sum(c["weight"] for c in canary["spec"]["candidates"]) == 100
-    shadow = release.seldon_experiment(NAME, "bikes-v1", "bikes-v2", shadow=True)
+    shadow = manifests.seldon_experiment(NAME, "bikes-v1", "bikes-v2", shadow=True)
     assert shadow["spec"]["mirror"] == {"name": "bikes-v2", "percent": 100}
     assert [c["name"] for c in shadow["spec"]["candidates"]] == ["bikes-v1"]

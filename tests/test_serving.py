@@ -20,9 +20,15 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from mlops_helpers import checkpoints, data, processes, serving, workspace
+from mlops_helpers import catchup, data, processes, workspace
+from mlops_helpers.jsonl import read_jsonl
+from mlops_helpers.names import MODEL_NAME
+from mlops_helpers.serving.app import create_app
+from mlops_helpers.serving.contract import MAX_BATCH, Column, request_models
+from mlops_helpers.serving.predlog import PredictionLog, log_frame
+from mlops_helpers.serving.service import PredictionService, Refusal
 
-URI = f"models:/{checkpoints.MODEL_NAME}@champion"
+URI = f"models:/{MODEL_NAME}@champion"
 # Starlette's TestClient warns about its own transport; nothing the course can act on.
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
@@ -32,13 +38,13 @@ def champion(tmp_path_factory, module_tracking_env):
     """A workspace with a registered champion; the environment is restored afterwards."""
     root = tmp_path_factory.mktemp("serving") / "workspace"
     ws = workspace.setup(root)
-    version = checkpoints.ensure_champion(ws)
+    version = catchup.ensure_champion(ws)
     yield ws, version
 
 
 @pytest.fixture(scope="module")
 def frame():
-    X, _ = data.xy(data.window(data.load_bikes(), checkpoints.VALIDATION_START, checkpoints.TRAIN_END))
+    X, _ = data.xy(data.window(data.load_bikes(), data.VALIDATION_START, data.TRAIN_WINDOW.end))
     return X.head(20)
 
 
@@ -57,7 +63,7 @@ def loaded(champion):
 @pytest.fixture(scope="module")
 def app(champion, loaded):
     ws, _ = champion
-    return serving.create_app(URI, log_path=ws.path("test-service", "predictions.jsonl"), model=loaded)
+    return create_app(PredictionService(URI, log_path=ws.path("test-service", "predictions.jsonl"), model=loaded))
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +75,13 @@ def client(app):
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            found = dict(part.split("=", 1) for part in line[line.find("{") + 1 : line.find("}")].split(",") if part)
-            if all(found.get(k) == f'"{v}"' for k, v in labels.items()):
-                return float(line.rsplit(" ", 1)[1])
+    """The value of sample ``name`` with ``labels`` in a Prometheus exposition (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
     return 0.0
 
 
@@ -84,7 +92,7 @@ def test_health_names_the_resolved_version(client, champion):
     _, version = champion
     assert client.get("/health").json() == {
         "status": "ok",
-        "model": checkpoints.MODEL_NAME,
+        "model": MODEL_NAME,
         "version": str(version.version),
         "alias": "champion",
         "uri": URI,
@@ -103,6 +111,22 @@ def test_record_and_batch_predict_what_the_model_predicts(client, frame, record,
     assert np.allclose(batch.json()["predictions"], expected)
 
 
+def test_the_service_decides_without_http(champion, loaded, record, tmp_path):
+    """Predict, refuse, route and reload are plain method calls: the app only wires routes to them."""
+    service = PredictionService(URI, log_path=tmp_path / "direct.jsonl", model=loaded)
+    answer = service.predict([record], key="station-7")
+    assert (answer.variant, answer.version) == ("champion", str(champion[1].version))
+    logged = read_jsonl(tmp_path / "direct.jsonl")
+    assert [(r["request_id"], r["key"], r["served"]) for r in logged] == [(answer.request_id, "station-7", True)]
+    with pytest.raises(Refusal, match="cannot predict") as refused:
+        service.predict([{**record, "temp": 1e300}])
+    assert refused.value.status == 422 and len(read_jsonl(tmp_path / "direct.jsonl")) == 1  # nothing logged
+    with pytest.raises(Refusal, match="needs a challenger") as conflict:
+        service.set_routing({"mode": "canary"})
+    assert conflict.value.status == 409 and service.routing.mode == "single"
+    assert service.reload()["changed"] is False
+
+
 def test_integers_are_accepted_for_float_columns(client, record):
     assert client.post("/predict", json={**record, "hr": 8}).status_code == 200
 
@@ -117,7 +141,7 @@ BAD_BODIES = {
     "bare list": (lambda r: [r], ["body", "record"], "valid dictionary"),
     "empty batch": (lambda r: {"records": []}, ["body", "batch", "records"], "at least 1"),
     "bad row in a batch": (lambda r: {"records": [r, {**r, "temp": "hot"}]}, ["body", "batch", "records", 1], "number"),
-    "too many rows": (lambda r: {"records": [r] * (serving.MAX_BATCH + 1)}, ["body", "batch", "records"], "at most"),
+    "too many rows": (lambda r: {"records": [r] * (MAX_BATCH + 1)}, ["body", "batch", "records"], "at most"),
     "huge integer": (lambda r: {**r, "temp": 10**400}, ["body", "record", "temp"], "number"),
     "out of float32 range": (lambda r: {**r, "temp": 1e300}, ["body"], "cannot predict"),
     "a string body": (lambda r: "hello", ["body", "record"], "valid dictionary"),
@@ -160,12 +184,12 @@ def test_it_keeps_serving_after_bad_requests(client, record):
 
 def test_generated_models_follow_each_mlflow_type():
     columns = [
-        serving.Column("n", "long"),
-        serving.Column("ok", "boolean"),
-        serving.Column("city", "string"),
-        serving.Column("x", "double", required=False),
+        Column("n", "long"),
+        Column("ok", "boolean"),
+        Column("city", "string"),
+        Column("x", "double", required=False),
     ]
-    Record, Batch, _ = serving.request_models(columns)
+    Record, Batch, _ = request_models(columns)
     assert Record.model_validate({"n": 3, "ok": True, "city": "DC"}).x is None
     for bad in ({"n": 2**63, "ok": True, "city": "DC"}, {"n": 1.5, "ok": True, "city": "DC"}, {"n": 1, "ok": 1}):
         with pytest.raises(ValueError):
@@ -210,33 +234,33 @@ def test_openapi_is_valid_and_the_docs_need_no_network(client):
 
 
 def test_the_log_has_one_line_per_predicted_row(app, client, frame):
-    log_path = app.state.log.path
-    before = len(serving.read_log(log_path))
+    log_path = app.state.service.log.path
+    before = len(read_jsonl(log_path))
     response = client.post("/predict", json={"records": frame.head(5).to_dict(orient="records")})
-    rows = serving.read_log(log_path)[before:]
+    rows = read_jsonl(log_path)[before:]
     assert len(rows) == 5
     assert {r["request_id"] for r in rows} == {response.json()["request_id"]}
     assert [r["row"] for r in rows] == [0, 1, 2, 3, 4]
     assert [r["prediction"] for r in rows] == response.json()["predictions"]
     assert rows[0]["features"] == frame.iloc[0].to_dict()
-    assert rows[0]["model"] == checkpoints.MODEL_NAME and rows[0]["time"].endswith("+00:00")
-    table = serving.log_frame(log_path)
+    assert rows[0]["model"] == MODEL_NAME and rows[0]["time"].endswith("+00:00")
+    table = log_frame(log_path)
     assert {"request_id", "time", "version", "prediction", "hr", "temp"} <= set(table.columns)
 
 
 def test_a_torn_last_line_is_skipped_and_the_next_writer_starts_clean(tmp_path):
     path = tmp_path / "log.jsonl"
-    log = serving.PredictionLog(path)
+    log = PredictionLog(path)
     log.append([{"request_id": "a", "prediction": 1.0}, {"request_id": "b", "prediction": 2.0}])
     log.close()
     text = path.read_text()
     path.write_text(text[:-7])  # a writer killed in the middle of the second line
-    assert [r["request_id"] for r in serving.read_log(path)] == ["a"]
-    log = serving.PredictionLog(path)
+    assert [r["request_id"] for r in read_jsonl(path)] == ["a"]
+    log = PredictionLog(path)
     log.append([{"request_id": "c", "prediction": 3.0}])
     log.close()
-    assert [r["request_id"] for r in serving.read_log(path)] == ["a", "c"]
-    assert serving.read_log(tmp_path / "missing.jsonl") == []
+    assert [r["request_id"] for r in read_jsonl(path)] == ["a", "c"]
+    assert read_jsonl(tmp_path / "missing.jsonl") == []
 
 
 # -- the real service on loopback -------------------------------------------------------------------------------------
@@ -298,7 +322,7 @@ def test_fuzzing_the_openapi_finds_no_server_error(live, mode):
 
 def test_eight_clients_for_twenty_seconds_without_an_error(live, frame):
     log_path = live.command[live.command.index("--log") + 1]
-    before = len(serving.read_log(log_path))
+    before = len(read_jsonl(log_path))
     records = frame.to_dict(orient="records")
     sent_rows, errors, lock = [0], [], threading.Lock()
     stop_at = time.monotonic() + 20
@@ -327,7 +351,7 @@ def test_eight_clients_for_twenty_seconds_without_an_error(live, frame):
         thread.join()
     assert not errors, errors[:5]
     assert sent_rows[0] > 0
-    assert len(serving.read_log(log_path)) - before == sent_rows[0]
+    assert len(read_jsonl(log_path)) - before == sent_rows[0]
     assert live.alive
 
 
@@ -340,5 +364,5 @@ def test_a_killed_service_keeps_every_answered_prediction(champion, record):
             answered.append(session.post(server.url + "/predict", json=record, timeout=5).json()["request_id"])
     os.kill(server.pid, signal.SIGKILL)  # no clean shutdown: what is answered must already be on disk
     assert server.stop() == -signal.SIGKILL
-    logged = [r["request_id"] for r in serving.read_log(ws.root / "killed-service" / "predictions.jsonl")]
+    logged = [r["request_id"] for r in read_jsonl(ws.root / "killed-service" / "predictions.jsonl")]
     assert logged == answered

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from mlops_helpers import data
-from mlops_helpers.validation import BIKES_CONTRACT, DataContract, Rule
+from mlops_helpers.validation import BIKES_CONTRACT, ColumnRule, DataContract
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_structure_rows_duplicates_and_window(raw):
 
 
 def test_a_custom_contract():
-    contract = DataContract(rules=(Rule("x", "float", 0, 1, nullable=True),), min_rows=1, target_parts=())
+    contract = DataContract(rules=(ColumnRule("x", "float", 0, 1, nullable=True),), min_rows=1, target_parts=())
     frame = pd.DataFrame({"x": [0.5, None, 2.0]})
     report = contract.validate(frame)
     assert [(v.column, v.check, v.rows) for v in report.violations] == [("x", "range", 1)]

@@ -1,0 +1,170 @@
+"""The service's HTTP face: FastAPI routes that call a :class:`PredictionService`, and nothing else (notebook 04).
+
+Tests use :func:`create_app` with FastAPI's ``TestClient``; ``python -m mlops_helpers.serving`` serves it with uvicorn.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from mlops_helpers.serving.contract import request_models
+from mlops_helpers.serving.routing import KEY_HEADER, VARIANT_HEADER
+from mlops_helpers.serving.service import PredictionService, Refusal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastapi import FastAPI
+
+REQUEST_ID_HEADER = "X-Request-ID"
+KNOWN_PATHS = {"/health", "/predict", "/metrics", "/openapi.json", "/docs", "/routing", "/reload"}
+
+
+class Measure:
+    """Pure ASGI middleware: counts every answer by path and status, and times it."""
+
+    def __init__(self, inner, metrics) -> None:
+        self.inner, self.metrics = inner, metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        path = scope["path"] if scope["path"] in KNOWN_PATHS else "other"
+        started, status = time.perf_counter(), [500]
+
+        async def record(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.inner(scope, receive, record)
+        finally:
+            self.metrics.request(path, status[0], time.perf_counter() - started)
+
+
+def refusal_response(errors: list[dict], status: int = 422):
+    """A JSON refusal with only ``loc``, ``msg`` and ``type`` per error (FastAPI's default handler also echoes the
+    input, which may hold NaN: not valid JSON)."""
+    from fastapi.responses import JSONResponse
+
+    detail = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "value_error")}
+        for e in errors
+    ]
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def create_app(service: PredictionService) -> FastAPI:
+    """The FastAPI app for ``service``: ``/health``, ``/predict``, ``/metrics``, ``/routing``, ``/reload``, docs."""
+    from fastapi import Body as BodyParam
+    from fastapi import FastAPI, Request, Response
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse
+
+    from mlops_helpers.serving.metrics import CONTENT_TYPE
+
+    ref = service.ref
+    _, _, Body = request_models(service.columns)
+    app = FastAPI(
+        title="CityBikes prediction service",
+        version="1.1",
+        summary=f"Serves {ref.uri} (version {ref.version}). Notebook 04 of the MLOps course; variants: notebook 09.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.service = service
+    app.add_middleware(Measure, metrics=service.metrics)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return refusal_response(list(exc.errors()))
+
+    @app.exception_handler(Refusal)
+    async def refused(request: Request, exc: Refusal) -> JSONResponse:
+        return refusal_response(exc.errors, exc.status)
+
+    @app.get("/health")
+    def health() -> dict:
+        """The model being served (the champion): name, version, alias and URI; and the routing mode."""
+        return service.health()
+
+    async def predict(body, request: Request):
+        """Predict for one record or a batch ``{"records": [...]}``; every row goes to the prediction log.
+
+        The optional header ``X-Request-Key`` (a user, a station, the hour asked about) keeps routing sticky in canary
+        mode; without it each request is routed on its own id. The answer names the variant in ``variant`` and in the
+        header ``X-Variant``.
+        """
+        records = body.records if hasattr(body, "records") else [body]
+        answer = service.predict([record.model_dump() for record in records], request.headers.get(KEY_HEADER))
+        # A response object, not a dict: FastAPI would encode the dict field by field, which costs more than the model.
+        headers = {REQUEST_ID_HEADER: answer.request_id, VARIANT_HEADER: answer.variant}
+        return JSONResponse(answer.to_dict(), headers=headers)
+
+    # Set here, not in the signature: with postponed annotations FastAPI could not resolve the generated `Body`.
+    predict.__annotations__ = {"body": Body, "request": Request, "return": JSONResponse}
+    example = {"model": ref.name, "version": ref.version, "variant": "champion", "request_id": "0" * 32,
+               "predictions": [42.0]}  # fmt: skip
+    app.post(
+        "/predict",
+        response_class=JSONResponse,
+        responses={
+            200: {"description": "One prediction per row", "content": {"application/json": {"example": example}}},
+            422: {"description": "The request breaks the model's signature: `detail` names field and problem"},
+        },
+    )(predict)
+
+    @app.get("/routing")
+    def get_routing() -> dict:
+        """The routing mode, the canary weight and the two variants."""
+        return service.routing_state()
+
+    @app.put("/routing")
+    async def put_routing(change: dict = BodyParam(..., examples=[{"mode": "canary", "weight": 0.1}])):  # noqa: B008
+        """Change ``mode`` and/or ``weight`` without a restart; 422 names what is wrong, 409: no challenger."""
+        return JSONResponse(service.set_routing(change))
+
+    @app.post("/reload")
+    def reload():
+        """Resolve the champion and challenger URIs again (an alias moved) and load what changed, without a restart.
+
+        A challenger alias that no longer exists (promoted, or rolled back) leaves the champion alone in ``single``
+        mode. A champion that cannot be loaded is an error (503) and the service keeps serving what it had.
+        """
+        return JSONResponse(service.reload())
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(OFFLINE_DOCS.replace("{title}", app.title))
+
+    return app
+
+
+#: A self-contained page that renders /openapi.json (no CDN, no network): paths, parameters and schemas.
+OFFLINE_DOCS = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:60em}pre{background:#f4f4f4;padding:.6em;
+overflow:auto}h2{border-top:1px solid #ccc;padding-top:.6em}code{background:#f4f4f4}</style></head>
+<body><h1>{title}</h1><p>Rendered offline from <a href="openapi.json">openapi.json</a>.</p><div id="api"></div>
+<script>
+fetch("openapi.json").then(r => r.json()).then(spec => {
+  const out = document.getElementById("api");
+  const esc = s => String(s).replace(/[&<>]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;"}[c]));
+  let html = "<p>" + esc(spec.info.summary || "") + "</p>";
+  for (const [path, ops] of Object.entries(spec.paths)) for (const [method, op] of Object.entries(ops)) {
+    html += "<h2><code>" + method.toUpperCase() + " " + esc(path) + "</code></h2>";
+    html += "<p>" + esc(op.description || op.summary || "") + "</p>";
+    const body = op.requestBody ? JSON.stringify(op.requestBody.content, null, 2) : "";
+    if (body) html += "<h3>Request body</h3><pre>" + esc(body) + "</pre>";
+    html += "<h3>Responses</h3><pre>" + esc(JSON.stringify(op.responses, null, 2)) + "</pre>";
+  }
+  html += "<h2>Schemas</h2><pre>" + esc(JSON.stringify((spec.components || {}).schemas || {}, null, 2)) + "</pre>";
+  out.innerHTML = html;
+});
+</script></body></html>
+"""
