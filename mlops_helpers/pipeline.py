@@ -3,8 +3,12 @@
 Command line (the same in a notebook, in GitHub Actions or in Jenkins)::
 
     python -m mlops_helpers.pipeline run --data new.csv [--window 2011-01-01:2011-06-01] [--tracking-uri URI] ...
+    python -m mlops_helpers.pipeline approve --version N --by NAME --why TEXT [--model-name NAME]
     python -m mlops_helpers.pipeline rollback [--model-name NAME] [--reason TEXT]
     python -m mlops_helpers.pipeline status [--model-name NAME]
+
+``run --no-promote`` stops at ``challenger``; ``approve`` is the human gate after it (a deploy job behind a GitHub
+environment with required reviewers): it promotes the waiting challenger and records who approved it and why.
 
 One list, :data:`STAGES`, drives everything a run reports: each stage prints a one-line verdict ``[N/6]``, tags the
 MLflow run ``stage.N.<name>``, and has its own exit code, so a CI system shows at a glance where a run stopped. The
@@ -38,6 +42,7 @@ from mlops_helpers.names import (
     MODEL_NAME,
     PIPELINE_EXPERIMENT,
     PIPELINE_RUN_TAG,
+    PREVIOUS,
     PROMOTED_TAG,
     REASON_TAG,
 )
@@ -67,8 +72,15 @@ STAGES = (
     Stage("promote", 60, "the registry refuses the alias move"),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
-#: The exit code of every outcome: 0 promoted (or stopped at challenger), 2 bad usage, one per stage, 70 rollback.
-EXIT_CODES = {"promoted": 0, "usage": 2, **{stage.name: stage.exit_code for stage in STAGES}, "rollback": 70}
+#: The exit code of every outcome: 0 promoted (or stopped at challenger), 2 bad usage, one per stage, 70 rollback
+#: refused, 80 approval refused.
+EXIT_CODES = {
+    "promoted": 0,
+    "usage": 2,
+    **{stage.name: stage.exit_code for stage in STAGES},
+    "rollback": 70,
+    "approve": 80,
+}
 
 
 def stage_tag(name: str, steps: tuple[str, ...] = STAGE_NAMES) -> str:
@@ -407,6 +419,54 @@ def run_pipeline(config: PipelineConfig, echo: Callable[[str], Any] = print) -> 
     return result
 
 
+# ------------------------------------------------------------------------------------------------ the human gate
+class ApprovalRefused(ValueError):
+    """An approval that cannot be carried out; the message says why and what to do."""
+
+
+def approval_problem(registry: Registry, version: str, by: str, why: str) -> str | None:
+    """Why ``version`` cannot be approved by ``by`` for ``why``, or None when it can."""
+    if not by.strip() or not why.strip():
+        return "an approval records who approves and why: give both --by and --why"
+    challenger = registry.aliases().get(CHALLENGER)
+    if challenger != version:
+        now = f"the challenger is version {challenger}" if challenger else "there is no challenger"
+        return (
+            f"version {version} is not the current {CHALLENGER!r} ({now}): only the version a pipeline run left "
+            f"waiting (run --no-promote) can be approved"
+        )
+    run_id = registry.version(version).tags.get(PIPELINE_RUN_TAG)
+    if not run_id:
+        return f"version {version} was not registered by a pipeline run (no {PIPELINE_RUN_TAG!r} tag): run the pipeline"
+    code = registry.client.get_run(run_id).data.tags.get(EXIT_CODE_TAG)
+    if code is None:
+        return f"the run {run_id} that registered version {version} is not a finished pipeline run (no exit code)"
+    if code != "0":
+        return f"the pipeline run {run_id} that registered version {version} did not pass (exit code {code})"
+    return None
+
+
+def approve(version: str | int, by: str, why: str, registry: Registry | None = None) -> dict:
+    """The human gate (the seed's "upon approval"): promote the waiting challenger and record who approved it and why.
+
+    :class:`ApprovalRefused` unless ``by`` and ``why`` are given, ``version`` is the current ``challenger``, and the
+    pipeline run that registered it passed every stage (exit code 0). The promotion goes through
+    :meth:`Registry.promote` with ``by``, so every audit event of it names the approver, and the run's
+    ``pipeline.promoted`` tag becomes ``True``. Returns ``{"champion", "previous-champion"}``.
+    """
+    from mlops_helpers.registry import Registry
+
+    registry = registry or Registry()
+    version = str(version)
+    problem = approval_problem(registry, version, by, why)
+    if problem:
+        raise ApprovalRefused(problem)
+    run_id = registry.version(version).tags[PIPELINE_RUN_TAG]
+    moved = registry.promote(version, why, by=by)
+    registry.client.set_tag(run_id, PROMOTED_TAG, "True")
+    return moved
+
+
 # ------------------------------------------------------------------------------------------------- command line
 def _param(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
@@ -442,6 +502,36 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                                 choices=meta.get("choices"), help=meta["help"])  # fmt: skip
 
 
+def _add_registry_commands(sub) -> None:
+    """The subcommands that act on the registry only: approve, rollback, status."""
+    texts = {
+        "approve": "the human gate: promote the waiting challenger, recording who approved it and why",
+        "rollback": "move champion back to previous-champion",
+        "status": "show the aliases",
+    }
+    for name, text in texts.items():
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--tracking-uri")
+        p.add_argument("--model-name", default=MODEL_NAME)
+        if name == "rollback":
+            p.add_argument("--reason", default="manual rollback")
+    approve_parser = sub.choices["approve"]
+    approve_parser.add_argument("--version", required=True, help="the challenger's version number")
+    approve_parser.add_argument("--by", required=True, help="who approves (recorded in the audit trail)")
+    approve_parser.add_argument("--why", required=True, help="why (recorded in the audit trail)")
+
+
+def _approve_command(registry: Registry, args: argparse.Namespace) -> int:
+    try:
+        moved = approve(args.version, args.by, args.why, registry)
+    except ApprovalRefused as refusal:
+        print(f"approve: REFUSED, {refusal}", file=sys.stderr)
+        return EXIT_CODES["approve"]
+    kept = f" (previous-champion -> version {moved[PREVIOUS]})" if moved[PREVIOUS] else ""
+    print(f"approve: champion -> version {moved[CHAMPION]}{kept}, approved by {args.by}: {args.why}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from mlops_helpers.registry import Registry, RegistryError
     from mlops_helpers.workspace import connect
@@ -449,12 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlops_helpers.pipeline", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     add_config_options(sub.add_parser("run", help="validate, train, evaluate, register, test and promote a model"))
-    for name, text in (("rollback", "move champion back to previous-champion"), ("status", "show the aliases")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("--tracking-uri")
-        p.add_argument("--model-name", default=MODEL_NAME)
-        if name == "rollback":
-            p.add_argument("--reason", default="manual rollback")
+    _add_registry_commands(sub)
     args = parser.parse_args(argv)
 
     if args.command == "run":
@@ -468,6 +553,8 @@ def main(argv: list[str] | None = None) -> int:
 
     connect(args.tracking_uri)
     registry = Registry(args.model_name)
+    if args.command == "approve":
+        return _approve_command(registry, args)
     if args.command == "rollback":
         try:
             moved = registry.rollback(args.reason)

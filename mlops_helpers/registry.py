@@ -183,17 +183,18 @@ class Registry:
         self.move(CHALLENGER, version, why)
         return version
 
-    def promote(self, version: str | int, why: str) -> dict:
+    def promote(self, version: str | int, why: str, by: str | None = None) -> dict:
         """``champion`` -> ``version``; the old champion stays reachable as ``previous-champion``, and ``challenger``
-        is removed when it pointed at ``version``. Returns ``{"champion", "previous-champion"}``."""
+        is removed when it pointed at ``version``. ``by`` names who decided (an approver; default: :func:`actor`) in
+        every event. Returns ``{"champion", "previous-champion"}``."""
         version = str(version)
         before = self.aliases()
         old = before.get(CHAMPION)
         if old and old != version:
-            self.move(PREVIOUS, old, f"replaced by version {version}: {why}")
-        self.move(CHAMPION, version, why)
+            self.move(PREVIOUS, old, f"replaced by version {version}: {why}", by)
+        self.move(CHAMPION, version, why, by)
         if before.get(CHALLENGER) == version:
-            self.remove(CHALLENGER, f"promoted to {CHAMPION}: {why}")
+            self.remove(CHALLENGER, f"promoted to {CHAMPION}: {why}", by)
         return {CHAMPION: version, PREVIOUS: old}
 
     def rollback(self, why: str = "rollback") -> dict:

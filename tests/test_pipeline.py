@@ -243,3 +243,99 @@ def test_cli_exit_codes(ws, batches, capsys):
     assert "validate    REFUSED data contract" in out and "REFUSED at validate (exit 10)" in out
     with pytest.raises(SystemExit):
         pipeline.main(["run", "--data", "x.csv", "--window", "2011-06-01:2011-01-01"])
+
+
+# ------------------------------------------------------------------------------------------------ the human gate
+def _waiting_challenger(batches) -> pipeline.PipelineResult:
+    result = pipeline.run_pipeline(_config(batches / "jan-may.csv", promote=False, reason="spring data"))
+    assert result.exit_code == 0 and not result.promoted
+    return result
+
+
+def test_approve_promotes_the_waiting_challenger_and_records_who_and_why(ws, batches):
+    registry = Registry(NAME)
+    old = _state()["aliases"]["champion"]
+    waiting = _waiting_challenger(batches)
+    start = len(registry.events())
+    moved = pipeline.approve(waiting.version, by="alice", why="holdout error halved", registry=registry)
+    assert moved == {"champion": waiting.version, "previous-champion": old}
+    assert _state()["aliases"] == {"champion": waiting.version, "previous-champion": old}  # challenger removed
+    events = registry.events()[start:]
+    assert [(e["action"], e["alias"]) for e in events] == [
+        ("set", "previous-champion"),
+        ("set", "champion"),
+        ("delete", "challenger"),
+    ]
+    assert {e["by"] for e in events} == {"alice"} and events[1]["why"] == "holdout error halved"
+    assert mlflow.get_run(waiting.run_id).data.tags["pipeline.promoted"] == "True"  # the run's outcome, completed
+
+
+def _not_the_challenger(registry, waiting):
+    return registry.aliases()["champion"], "alice", "why not"
+
+
+def _no_reason(registry, waiting):
+    return waiting.version, "alice", "  "
+
+
+def _nobody(registry, waiting):
+    return waiting.version, "", "looks good"
+
+
+def _registered_by_hand(registry, waiting):
+    source = mlflow.MlflowClient().get_model_version(NAME, waiting.version).source
+    return registry.register(source, "registered around the pipeline"), "alice", "looks good"
+
+
+def _failed_run(registry, waiting):
+    mlflow.MlflowClient().set_tag(waiting.run_id, "pipeline.exit_code", "50")
+    return waiting.version, "alice", "looks good"
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        (_not_the_challenger, "is not the current 'challenger' (the challenger is version"),
+        (_no_reason, "give both --by and --why"),
+        (_nobody, "give both --by and --why"),
+        (_registered_by_hand, "was not registered by a pipeline run"),
+        (_failed_run, "did not pass (exit code 50)"),
+    ],
+    ids=lambda case: getattr(case, "__name__", "")[1:],
+)
+def test_approve_refuses_what_no_passed_pipeline_run_left_waiting(ws, batches, case, message):
+    registry = Registry(NAME)
+    waiting = _waiting_challenger(batches)
+    version, by, why = case(registry, waiting)
+    before = _state()
+    with pytest.raises(pipeline.ApprovalRefused, match=message.replace("(", r"\(").replace(")", r"\)")):
+        pipeline.approve(version, by=by, why=why, registry=registry)
+    assert _state() == before
+
+
+def test_approve_refuses_when_nothing_waits(ws):
+    with pytest.raises(pipeline.ApprovalRefused, match="there is no challenger"):
+        pipeline.approve("1", by="alice", why="looks good")
+
+
+def test_cli_approve(ws, batches, capsys):
+    waiting = _waiting_challenger(batches)
+    capsys.readouterr()
+    assert pipeline.main(["approve", "--version", "999", "--by", "bob", "--why", "ship it"]) == 80
+    assert "approve: REFUSED, version 999 is not the current 'challenger'" in capsys.readouterr().err
+    assert pipeline.main(["approve", "--version", waiting.version, "--by", "bob", "--why", "ship it"]) == 0
+    out = capsys.readouterr().out
+    assert f"approve: champion -> version {waiting.version}" in out and "approved by bob: ship it" in out
+    assert Registry(NAME).events()[-2]["by"] == "bob"
+    with pytest.raises(SystemExit):  # who and why are required options
+        pipeline.main(["approve", "--version", waiting.version])
+
+
+def test_approve_refuses_a_version_from_a_run_that_is_no_pipeline_run(ws, batches):
+    registry = Registry(NAME)
+    waiting = _waiting_challenger(batches)
+    with mlflow.start_run() as by_hand:  # a run that never went through the pipeline's stages
+        pass
+    mlflow.MlflowClient().set_model_version_tag(NAME, waiting.version, "pipeline_run", by_hand.info.run_id)
+    with pytest.raises(pipeline.ApprovalRefused, match="is not a finished pipeline run"):
+        pipeline.approve(waiting.version, by="alice", why="looks good", registry=registry)

@@ -63,6 +63,26 @@ def test_train_and_deploy_runs_the_pipeline_cli_on_push_schedule_and_by_hand():
     assert uploads and uploads[0]["if"] == "always()"
 
 
+def test_train_and_deploy_stops_at_challenger_and_deploys_upon_approval():
+    """The human gate: the pipeline job stops at challenger; a deploy job behind a GitHub environment (required
+    reviewers) promotes it with `pipeline approve`, naming the reviewer who approved the run."""
+    jobs = _load("train-and-deploy.yml")["jobs"]
+    pipeline_script = "\n".join(s.get("run", "") for s in jobs["pipeline"]["steps"])
+    assert "python -m mlops_helpers.pipeline run" in pipeline_script and "--no-promote" in pipeline_script
+    assert jobs["pipeline"]["outputs"]["version"] == "${{ steps.challenger.outputs.version }}"
+    deploy = jobs["deploy"]
+    assert deploy["needs"] == "pipeline" and deploy["environment"] == "production"
+    assert "needs.pipeline.outputs.version != ''" in deploy["if"]  # nothing waits: nothing to approve
+    assert "needs.pipeline.outputs.shared == 'true'" in deploy["if"]  # a throw-away registry ended with its job
+    assert deploy["permissions"]["actions"] == "read"  # to read who approved the run
+    deploy_script = "\n".join(s.get("run", "") for s in deploy["steps"])
+    assert "/actions/runs/$GITHUB_RUN_ID/approvals" in deploy_script
+    assert "python -m mlops_helpers.pipeline approve" in deploy_script
+    for option in ('--version "$VERSION"', '--by "$by"', "--why", '--tracking-uri "$MLFLOW_TRACKING_URI"'):
+        assert option in deploy_script
+    assert "make setup" in deploy_script
+
+
 def test_the_makefile_targets_the_workflows_call_exist():
     makefile = (REPO_ROOT / "Makefile").read_text()
     for target in ("setup:", "test:"):
