@@ -32,7 +32,7 @@ def read_pins(path: str | Path) -> dict[str, str]:
         line = line.split("#", 1)[0].strip()
         if "==" in line and not line.startswith("-"):
             name, version = line.split("==", 1)
-            pins[normalise(name)] = version.split(";")[0].strip()
+            pins[normalise(name.split("[")[0])] = version.split(";")[0].strip()  # `tritonclient[http]`: the package
     return pins
 
 
