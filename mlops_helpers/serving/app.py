@@ -86,7 +86,7 @@ def create_app(service: PredictionService) -> FastAPI:
     async def refused(request: Request, exc: Refusal) -> JSONResponse:
         return refusal_response(exc.errors, exc.status)
 
-    @app.get("/health")
+    @app.get("/health", response_model=bodies["Health"])
     def health() -> dict:
         """The model being served (the champion): name, version, alias and URI; and the routing mode."""
         return service.health()
@@ -124,17 +124,17 @@ def create_app(service: PredictionService) -> FastAPI:
         },
     )(predict)
 
-    @app.get("/routing")
+    @app.get("/routing", response_model=bodies["RoutingState"])
     def get_routing() -> dict:
         """The routing mode, the canary weight and the two variants."""
         return service.routing_state()
 
-    @app.put("/routing")
+    @app.put("/routing", responses={200: {"model": bodies["RoutingState"]}, 409: {"model": bodies["Refused"]}})
     async def put_routing(change: dict = BodyParam(..., examples=[{"mode": "canary", "weight": 0.1}])):  # noqa: B008
         """Change ``mode`` and/or ``weight`` without a restart; 422 names what is wrong, 409: no challenger."""
         return JSONResponse(service.set_routing(change))
 
-    @app.post("/reload")
+    @app.post("/reload", responses={200: {"model": bodies["Reloaded"]}, 503: {"model": bodies["Refused"]}})
     def reload():
         """Resolve the champion and challenger URIs again (an alias moved) and load what changed, without a restart.
 

@@ -19,6 +19,7 @@ a shape no protocol accepts gets a 4xx whose message names the formats that are 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -434,8 +435,9 @@ def inline(schema: dict) -> dict:
     return walk(schema)
 
 
+@functools.cache
 def models() -> dict[str, Any]:
-    """The pydantic models of every body the protocols answer (and of the OIP request), for the OpenAPI document."""
+    """The pydantic models of every body the service answers (and of the OIP request), for the OpenAPI document."""
     from typing import Literal
 
     from pydantic import BaseModel, ConfigDict, Field
@@ -525,9 +527,32 @@ def models() -> dict[str, Any]:
         version: str
         extensions: list[str]
 
+    class Health(BaseModel):
+        status: str
+        model: str
+        version: str | None
+        alias: str | None
+        uri: str
+        mode: str = Field(description="single, canary or shadow")
+
+    class VariantInfo(BaseModel):
+        model: str
+        version: str | None
+        alias: str | None
+        uri: str
+
+    class RoutingState(BaseModel):
+        mode: str
+        weight: float = Field(description="the canary's share of request keys")
+        variants: dict[str, VariantInfo | None] = Field(description="champion and challenger (null when none)")
+
+    class Reloaded(RoutingState):
+        changed: bool
+        before: dict[str, str | None] = Field(description="each variant's version before the reload")
+
     return {m.__name__: m for m in (Problem, Refused, Predicted, ScoringAnswer, ScoringError, ModelMetadata,
                                     InferenceRequest, InferenceResponse, InferenceError, Live, Ready, ModelReady,
-                                    ServerMetadata)}  # fmt: skip
+                                    ServerMetadata, Health, RoutingState, Reloaded)}  # fmt: skip
 
 
 def scoring_request_schema() -> dict:
