@@ -89,7 +89,7 @@ def test_model_requirements_work_from_an_installed_package_in_any_directory(tmp_
     done = subprocess.run([*install, "--target", str(target), str(REPO_ROOT)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert not (target / "requirements.lock").exists()
-    code = "import mlops_helpers, mlops_helpers.environment as e; print(mlops_helpers.__file__); print(e.model_requirements())"
+    code = "import mlops_helpers as m, mlops_helpers.environment as e; print(m.__file__); print(e.model_requirements())"
     run = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {code}"],
         cwd=elsewhere, capture_output=True, text=True,

@@ -171,8 +171,11 @@ def test_the_predictor_runs_the_runtime_that_loads_the_model(documents, release)
         model = document["spec"]["predictor"]["model"]
         assert (model["runtime"], model["image"]) == ("kserve-mlserver", manifests.RUNTIME_IMAGE)
         env = {e["name"]: e["value"] for e in model["env"]}
-        assert env == {"MLSERVER_MODEL_NAME": document["metadata"]["name"],
-                       "MLSERVER_MODEL_IMPLEMENTATION": manifests.MLFLOW_RUNTIME, "MLSERVER_MODEL_URI": "/mnt/models"}  # fmt: skip
+        assert env == {
+            "MLSERVER_MODEL_NAME": document["metadata"]["name"],
+            "MLSERVER_MODEL_IMPLEMENTATION": manifests.MLFLOW_RUNTIME,
+            "MLSERVER_MODEL_URI": "/mnt/models",
+        }
     dockerfile = (REPO_ROOT / "docker" / "serving-runtime.Dockerfile").read_text()
     assert manifests.RUNTIME_IMAGE in dockerfile, "the build comment names the image the manifests use"
 
