@@ -57,8 +57,8 @@ test: setup lint  ## everything CI checks: lint; unit tests and nbval in paralle
 	$(MAKE) --no-print-directory -j2 --output-sync=target rerun params
 
 lint: setup  ## ruff over the package, the tests and the notebooks
-	$(VENV)/bin/ruff check mlops_helpers tests benchmarks scripts notebooks
-	$(VENV)/bin/ruff format --check mlops_helpers tests benchmarks scripts
+	$(VENV)/bin/ruff check mlops_helpers tests benchmarks scripts cluster notebooks
+	$(VENV)/bin/ruff format --check mlops_helpers tests benchmarks scripts cluster
 
 format: setup  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix mlops_helpers tests benchmarks notebooks

@@ -73,6 +73,7 @@ def kserve_manifests(
     challenger: str | None = None,
     client: MlflowClient | None = None,
     image: str = RUNTIME_IMAGE,
+    service_account: str | None = None,
 ) -> dict[str, dict]:
     """The release of ``challenger`` as KServe ``InferenceService`` manifests, generated from the registry.
 
@@ -81,8 +82,9 @@ def kserve_manifests(
     keeps the last rolled-out revision, the champion, for the rest); ``promote`` drops the percent (100% to the
     challenger); ``rollback`` sets it to 0 (everything back to the champion). KServe canaries need the serverless
     deployment mode, which the annotation requests (:data:`DEPLOYMENT_MODE`). The predictor runs KServe's MLServer
-    runtime with ``image`` (:data:`RUNTIME_IMAGE`, which can load the model) in place of its own.
-    ``champion``/``challenger`` are version numbers; by default the versions the aliases point at. Raises
+    runtime with ``image`` (:data:`RUNTIME_IMAGE`, which can load the model) in place of its own;
+    ``service_account`` names the one whose secret lets KServe read ``storageUri``. ``champion``/``challenger`` are
+    version numbers; by default the versions the aliases point at. Raises
     ``ValueError`` if a version or alias does not exist.
     """
     from mlops_helpers.registry import Registry, RegistryError
@@ -103,8 +105,8 @@ def kserve_manifests(
     old, new = versions["champion"], versions["challenger"]
 
     def manifest(version, percent: int | None) -> dict:
-        return inference_service(model_name, version, champion=str(old.version), percent=percent,
-                                 namespace=namespace, storage_root=storage_root, image=image)  # fmt: skip
+        return inference_service(model_name, version, champion=str(old.version), percent=percent, namespace=namespace,
+                                 storage_root=storage_root, image=image, service_account=service_account)  # fmt: skip
 
     return {
         "stable": manifest(old, None),
@@ -123,6 +125,7 @@ def inference_service(
     namespace: str = "mlops-course",
     storage_root: str = "s3://mlops-course-models",
     image: str = RUNTIME_IMAGE,
+    service_account: str | None = None,
 ) -> dict:
     """One KServe ``InferenceService`` serving the registry's ``version`` (a ``ModelVersion``), with
     ``canaryTrafficPercent`` when ``percent`` is given; ``champion`` is the champion's version number."""
@@ -139,6 +142,8 @@ def inference_service(
             "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
         },
     }
+    if service_account:
+        predictor = {"serviceAccountName": service_account, **predictor}
     if percent is not None:
         predictor = {"canaryTrafficPercent": percent, **predictor}
     return {
