@@ -195,6 +195,16 @@ def test_a_body_in_the_wrong_format_is_told_the_formats_accepted(service, case):
     assert response.json()["error_code"] == "BAD_REQUEST" and _formats_named(response.json()["message"])
 
 
+@pytest.mark.parametrize("key", [*protocols.FORMATS, "params"])
+def test_predict_points_other_protocols_to_their_endpoints(service, frame, key):
+    """Before, /predict answered MLflow's formats with eleven "Field required" errors and no hint."""
+    response = requests.post(service.url + "/predict", json={key: frame.head(1).to_dict("records")}, timeout=5)
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body"] and "/invocations" in error["msg"] and "/v2/models/" in error["msg"]
+    assert '{"records": [...]}' in error["msg"]
+
+
 def test_other_content_types_and_broken_bodies(service):
     plain = requests.post(service.url + "/invocations", data="hr=8", headers={"Content-Type": "text/plain"})
     assert plain.status_code == 415 and _formats_named(plain.json()["message"])

@@ -80,7 +80,10 @@ def create_app(service: PredictionService) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return refusal_response(list(exc.errors()))
+        other = protocols.other_protocol(
+            exc.body, ref.name, service.columns
+        )  # a body meant for /invocations or /v2: say so
+        return refusal_response([other] if other else list(exc.errors()))
 
     @app.exception_handler(Refusal)
     async def refused(request: Request, exc: Refusal) -> JSONResponse:

@@ -380,6 +380,19 @@ def infer(service, rows_of, name: str, body: bytes, key: str | None) -> tuple:
     return 200, infer_answer(payload, name, answer.version, answer.predictions), answer
 
 
+def other_protocol(body: Any, name: str, columns: list[Column]) -> dict | None:
+    """For ``/predict``: the one error to give a body written for another protocol (None if it is not one, or if
+    the model has a column of that name), naming the formats ``/predict`` accepts and where the other one goes."""
+    keys = {*FORMATS, "params"} - {c.name for c in columns}
+    if not isinstance(body, dict) or not set(body) & keys:
+        return None
+    found = ", ".join(sorted(set(body) & keys))
+    msg = (f"found {found}: /predict takes one record {{column: value}} or {{\"records\": [...]}}; MLflow's scoring "
+           f"formats ({', '.join(FORMATS)}, CSV, Parquet) go to POST /invocations, Open Inference Protocol v2 "
+           f"requests to POST /v2/models/{name}/infer")  # fmt: skip
+    return {"loc": ["body"], "msg": msg, "type": "other_protocol"}
+
+
 # ------------------------------------------------------------------------------------------------------- shared
 def validated(record_list, rows: list[dict], loc: list) -> list[dict]:
     """``rows`` validated by the signature's ``Record`` model (the contract of ``/predict``), as plain dicts.
