@@ -84,9 +84,16 @@ def test_model_requirements_work_from_an_installed_package_in_any_directory(tmp_
 
     target, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
     elsewhere.mkdir()
-    # As the image's Dockerfile does: build the wheel (setuptools from pip's cache or the index), install it, no deps.
+    # As the image's Dockerfile does: copy the sources, build the wheel (setuptools from pip's cache or the index),
+    # install it without dependencies. (A copy: building in the repository would leave a build/ folder there.)
+    import shutil
+
+    source = tmp_path / "source"
+    shutil.copytree(REPO_ROOT / "mlops_helpers", source / "mlops_helpers", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, source / name)
     install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
-    done = subprocess.run([*install, "--target", str(target), str(REPO_ROOT)], capture_output=True, text=True)
+    done = subprocess.run([*install, "--target", str(target), str(source)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert not (target / "requirements.lock").exists()
     code = "import mlops_helpers as m, mlops_helpers.environment as e; print(m.__file__); print(e.model_requirements())"
