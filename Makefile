@@ -61,8 +61,8 @@ lint: setup  ## ruff over the package, the tests and the notebooks
 	$(VENV)/bin/ruff format --check mlops_helpers tests benchmarks scripts cluster
 
 format: setup  ## apply ruff's fixes and formatting
-	$(VENV)/bin/ruff check --fix mlops_helpers tests benchmarks notebooks
-	$(VENV)/bin/ruff format mlops_helpers tests benchmarks
+	$(VENV)/bin/ruff check --fix mlops_helpers tests benchmarks scripts cluster notebooks
+	$(VENV)/bin/ruff format mlops_helpers tests benchmarks scripts cluster
 
 unit: setup  ## unit tests of the package, the data, the environment and the committed notebooks' structure
 	$(PY) -m pytest -q --durations=8 tests --ignore=tests/notebook_runs
