@@ -17,12 +17,12 @@ PORT      ?= 5000
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-system-deps:  ## Prometheus and Alertmanager from Debian/Ubuntu packages (asks for sudo unless root)
-	@if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null; then \
-	  echo "prometheus and prometheus-alertmanager are installed"; \
+system-deps:  ## Prometheus, Alertmanager and shellcheck from Debian/Ubuntu packages (asks for sudo unless root)
+	@if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null && command -v shellcheck >/dev/null; then \
+	  echo "prometheus, prometheus-alertmanager and shellcheck are installed"; \
 	else \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus prometheus-alertmanager; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus prometheus-alertmanager shellcheck; \
 	fi
 
 setup: $(STAMP)  ## create .venv, install the pinned environment and mlops_helpers, register the course kernel
@@ -57,18 +57,18 @@ test: setup lint  ## everything CI checks: lint; unit tests and nbval in paralle
 	$(MAKE) --no-print-directory -j2 --output-sync=target rerun params
 
 lint: setup  ## ruff over the package, the tests and the notebooks
-	$(VENV)/bin/ruff check mlops_helpers tests benchmarks notebooks
-	$(VENV)/bin/ruff format --check mlops_helpers tests benchmarks
+	$(VENV)/bin/ruff check mlops_helpers tests benchmarks scripts cluster notebooks
+	$(VENV)/bin/ruff format --check mlops_helpers tests benchmarks scripts cluster
 
 format: setup  ## apply ruff's fixes and formatting
-	$(VENV)/bin/ruff check --fix mlops_helpers tests benchmarks notebooks
-	$(VENV)/bin/ruff format mlops_helpers tests benchmarks
+	$(VENV)/bin/ruff check --fix mlops_helpers tests benchmarks scripts cluster notebooks
+	$(VENV)/bin/ruff format mlops_helpers tests benchmarks scripts cluster
 
 unit: setup  ## unit tests of the package, the data, the environment and the committed notebooks' structure
 	$(PY) -m pytest -q --durations=8 tests --ignore=tests/notebook_runs
 
 params: setup  ## the notebooks that declare MODEL_NAME, run with another name: the default name is never touched
-	$(PY) -m pytest -q -p no:cacheprovider tests/notebook_runs
+	$(PY) -m pytest -q -p no:cacheprovider --basetemp=workspace/params tests/notebook_runs
 
 notebooks: setup  ## execute every notebook headless with papermill in a fresh workspace (as make course)
 	$(PY) -m mlops_helpers.course run
@@ -96,3 +96,17 @@ bench: setup  ## benchmarks, not tests: serving latency (mlflow models serve vs 
 
 clean:  ## remove the workspace (tracking database, artifacts, logs, executed notebooks)
 	rm -rf workspace
+
+# --- The cluster track (cluster/README.md). No Docker engine here: the serving runtime's image is reproduced as a
+# venv from its Dockerfile and lock, and the proof loads the champion with it as KServe and Seldon would. CI runs the
+# proof once (.ci/run, and its own job in ci.yml), not in every unit-test run.
+.PHONY: runtime-lock runtime-venv runtime-proof
+
+runtime-lock: setup  ## re-resolve docker/serving-runtime.in into docker/serving-runtime.lock (needs the package index)
+	$(PY) scripts/serving_runtime.py lock
+
+runtime-venv: setup  ## the serving runtime image's environment as a venv (.runtime-venv, rebuilt when its lock changes)
+	$(PY) scripts/serving_runtime.py venv
+
+runtime-proof: runtime-venv  ## load the champion with the runtime image's command, as KServe and Seldon would
+	$(PY) scripts/serving_runtime.py prove

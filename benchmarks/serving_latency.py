@@ -1,5 +1,9 @@
 """Single-row latency and throughput: `mlflow models serve` against the course's service, on the same champion.
 
+The course's service is measured on each protocol it speaks: its own `/predict`, MLflow's scoring protocol
+(`/invocations`, the same body `mlflow models serve` gets) and the Open Inference Protocol v2
+(`/v2/models/{name}/infer`, one tensor per column as MLServer's pandas codec sends a row).
+
     make bench                      # or: .venv/bin/python benchmarks/serving_latency.py [--requests 2000] [--clients 4]
 
 Both servers are started on loopback through `mlops_helpers.processes`, serve `models:/citybikes-demand@champion`
@@ -26,6 +30,11 @@ from mlops_helpers import REPO_ROOT, catchup, data, processes, workspace
 from mlops_helpers.names import MODEL_NAME
 
 URI = f"models:/{MODEL_NAME}@champion"
+
+
+def v2_body(record: dict) -> dict:
+    """One row as an OIP v2 inference request: one FP64 tensor of shape [1] per column."""
+    return {"inputs": [{"name": k, "shape": [1], "datatype": "FP64", "data": [v]} for k, v in record.items()]}
 
 
 def one_row() -> dict:
@@ -94,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
             "/invocations",
             {"dataframe_records": [record]},
         ),
-        "course service": (
+        "course service, /predict": (
             [sys.executable, "-m", "mlops_helpers.serving", "--model", URI, "--port", "{port}",
              "--log", str(ws.path("bench", "predictions.jsonl"))],
             "/health",
@@ -102,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
             record,
         ),
     }  # fmt: skip
+    course = servers["course service, /predict"]
+    servers["course service, /invocations"] = (course[0], course[1], "/invocations", {"dataframe_records": [record]})
+    servers["course service, /v2/.../infer"] = (course[0], course[1], f"/v2/models/{MODEL_NAME}/infer", v2_body(record))
     # Notebook 09's modes. The challenger is the champion loaded twice: the cost of routing and of a second predict
     # does not depend on which model it is.
     for mode in ("canary", "shadow"):

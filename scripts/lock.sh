@@ -16,3 +16,5 @@ trap 'rm -rf "$tmp"' EXIT
   "$tmp/venv/bin/python" -m pip freeze --all --exclude pip --exclude setuptools --exclude wheel | LC_ALL=C sort -f
 } > requirements.lock
 echo "requirements.lock: $(grep -c '==' requirements.lock) pinned packages"
+# The model's pins travel with the package (mlops_helpers/model-requirements.txt): refresh them from the new lock.
+"$tmp/venv/bin/python" -c 'import sys; sys.path.insert(0, "."); from mlops_helpers import environment; print(environment.write_model_requirements())'

@@ -65,3 +65,42 @@ def test_model_requirements_come_from_the_lock():
     assert all(lock[normalise(r.split("==")[0])] == r.split("==")[1] for r in reqs)
     with pytest.raises(KeyError, match="make lock"):
         environment.model_requirements(("no-such-package",))
+
+
+def test_the_shipped_model_requirements_agree_with_the_lock():
+    """``mlops_helpers/model-requirements.txt`` (package data) is what the lock pins: ``make lock`` rewrites it."""
+    shipped = environment.model_requirements()
+    assert shipped == environment.model_requirements(lock=environment.REQUIREMENTS_LOCK)
+    assert [r.split("==")[0] for r in shipped] == list(environment.MODEL_PACKAGES)
+    with pytest.raises(KeyError, match="pass lock="):
+        environment.model_requirements(("kfp",))
+
+
+def test_model_requirements_work_from_an_installed_package_in_any_directory(tmp_path):
+    """The bug of the component image: installed (not editable) and run from elsewhere, the package has no
+    requirements.lock beside it; the model's pins must come from its own data."""
+    import subprocess
+    import sys
+
+    target, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # As the image's Dockerfile does: copy the sources, build the wheel (setuptools from pip's cache or the index),
+    # install it without dependencies. (A copy: building in the repository would leave a build/ folder there.)
+    import shutil
+
+    source = tmp_path / "source"
+    shutil.copytree(REPO_ROOT / "mlops_helpers", source / "mlops_helpers", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, source / name)
+    install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
+    done = subprocess.run([*install, "--target", str(target), str(source)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not (target / "requirements.lock").exists()
+    code = "import mlops_helpers as m, mlops_helpers.environment as e; print(m.__file__); print(e.model_requirements())"
+    run = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {code}"],
+        cwd=elsewhere, capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    where, pins = run.stdout.splitlines()
+    assert where.startswith(str(target)) and pins == repr(environment.model_requirements())

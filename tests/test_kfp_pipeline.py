@@ -94,11 +94,13 @@ def test_the_component_image_installs_the_pins_then_the_package():
     steps = [line.strip() for line in instructions]
     order = [
         next(i for i, s in enumerate(steps) if s.startswith("COPY requirements.lock")),
-        next(i for i, s in enumerate(steps) if re.match(r"RUN pip install -r requirements\.lock$", s)),
+        next(i for i, s in enumerate(steps) if re.match(r"RUN pip install -r /tmp/build/requirements\.lock$", s)),
         next(i for i, s in enumerate(steps) if s.startswith("COPY mlops_helpers")),
-        next(i for i, s in enumerate(steps) if s.startswith("RUN pip install --no-deps .")),
+        next(i for i, s in enumerate(steps) if s.startswith("RUN pip install --no-deps /tmp/build && rm -rf")),
     ]
     assert order == sorted(order)
+    # the sources are gone and the image checks the installed package from another directory
+    assert "WORKDIR /tmp" in steps and any(s.startswith("RUN cd / && python -c") for s in steps)
     assert f"citybikes-mlops:{__version__}" in text, "the build comment names the image the components use"
 
 

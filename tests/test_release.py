@@ -248,7 +248,7 @@ def test_kserve_manifests_from_the_registry(registry):
         assert manifest["apiVersion"] == "serving.kserve.io/v1beta1" and manifest["kind"] == "InferenceService"
         meta = manifest["metadata"]
         assert meta["name"] == "citybikes-demand" and meta["namespace"] == "bikes"
-        assert meta["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
+        assert meta["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
         model = manifest["spec"]["predictor"]["model"]
         assert model["modelFormat"] == {"name": "mlflow"} and model["protocolVersion"] == "v2"
         version = champion if step == "stable" else challenger

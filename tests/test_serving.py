@@ -225,6 +225,23 @@ def test_openapi_is_valid_and_the_docs_need_no_network(client):
     assert spec["openapi"].startswith("3.1")
     assert not list(OPENAPI_31_VALIDATOR.iter_errors(spec))
     assert {"/health", "/predict"} <= set(spec["paths"])
+    # every body is documented: /predict's answer and refusal, and each protocol's request and answers
+    predict = spec["paths"]["/predict"]["post"]["responses"]
+    assert predict["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Predicted"}
+    assert predict["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Refused"}
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            if method == "post" and path != "/reload":
+                assert operation["requestBody"]["content"], (method, path)
+            for status, response in operation["responses"].items():
+                schemas = [c.get("schema") for c in response.get("content", {}).values()]
+                assert schemas and all(schemas), (method, path, status)
+    invocations = spec["paths"]["/invocations"]["post"]
+    assert set(invocations["requestBody"]["content"]) == {
+        "application/json",
+        "text/csv",
+        "application/vnd.apache.parquet",
+    }
     page = client.get("/docs")
     assert page.status_code == 200 and "openapi.json" in page.text
     assert "http://" not in page.text and "https://" not in page.text and "cdn" not in page.text.lower()
@@ -302,11 +319,21 @@ def test_fuzzing_the_openapi_finds_no_server_error(live, mode):
         ("GET", "/routing"),
         ("PUT", "/routing"),
         ("POST", "/reload"),
+        # the protocols clients already speak (tests/test_protocols.py)
+        ("POST", "/invocations"),
+        ("GET", "/ping"),
+        ("GET", "/version"),
+        ("GET", "/v2"),
+        ("GET", "/v2/health/live"),
+        ("GET", "/v2/health/ready"),
+        ("GET", "/v2/models/{name}"),
+        ("GET", "/v2/models/{name}/ready"),
+        ("POST", "/v2/models/{name}/infer"),
     }
     failures = []
     for operation in operations:
         if mode == "negative" and (operation.method.upper() == "GET" or operation.path == "/reload"):
-            continue  # /health, GET /routing and /reload take no input: there is nothing to break
+            continue  # GETs (a path's model name is any string) and /reload take no body: there is nothing to break
 
         @given(case=operation.as_strategy(generation_mode=GenerationMode(mode)))
         @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)

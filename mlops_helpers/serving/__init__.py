@@ -14,12 +14,16 @@ One job per module:
 | ``predlog`` | the prediction log (one JSON line per predicted row) and reading it back as a table |
 | ``metrics`` | the Prometheus metrics the service exposes |
 | ``service`` | :class:`~mlops_helpers.serving.service.PredictionService`: load, predict, route, reload; no HTTP |
+| ``protocols`` | MLflow's scoring protocol and the Open Inference Protocol v2: their bodies to rows and back |
 | ``app`` | the FastAPI app: routes that call the service, nothing else |
 
 Endpoints: ``GET /health``; ``POST /predict`` (one record ``{"hr": 8.0, ...}`` or ``{"records": [...]}``);
 ``GET /metrics``; ``GET/PUT /routing`` and ``POST /reload`` (variants); ``GET /openapi.json`` and ``GET /docs``
-(rendered without a CDN). Anything a client sends that breaks the model's signature gets a 4xx whose ``detail``
-names the field (``loc``) and the problem (``msg``), never a 500.
+(rendered without a CDN). Beside ``/predict``, the protocols other clients speak: ``POST /invocations``,
+``GET /ping`` and ``GET /version`` (MLflow's scoring protocol, as ``mlflow models serve``), and ``/v2/health/*``,
+``/v2/models/{name}`` and ``POST /v2/models/{name}/infer`` (the Open Inference Protocol v2). Anything a client sends
+that breaks the model's signature gets a 4xx whose ``detail`` names the field (``loc``) and the problem (``msg``),
+never a 500.
 
 Importing this package is cheap: FastAPI, pydantic, MLflow and NumPy are imported where they are used.
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from mlops_helpers.serving import protocols
 from mlops_helpers.serving.contract import request_models
 from mlops_helpers.serving.routing import KEY_HEADER, VARIANT_HEADER
 from mlops_helpers.serving.service import PredictionService, Refusal
@@ -29,7 +30,7 @@ class Measure:
         if scope["type"] != "http":
             await self.inner(scope, receive, send)
             return
-        path = scope["path"] if scope["path"] in KNOWN_PATHS else "other"
+        path = scope["path"] if scope["path"] in KNOWN_PATHS else protocols.metric_path(scope["path"])
         started, status = time.perf_counter(), [500]
 
         async def record(message) -> None:
@@ -65,7 +66,8 @@ def create_app(service: PredictionService) -> FastAPI:
     from mlops_helpers.serving.metrics import CONTENT_TYPE
 
     ref = service.ref
-    _, _, Body = request_models(service.columns)
+    Record, _, Body = request_models(service.columns)
+    bodies = protocols.models()
     app = FastAPI(
         title="CityBikes prediction service",
         version="1.1",
@@ -78,13 +80,16 @@ def create_app(service: PredictionService) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return refusal_response(list(exc.errors()))
+        other = protocols.other_protocol(
+            exc.body, ref.name, service.columns
+        )  # a body meant for /invocations or /v2: say so
+        return refusal_response([other] if other else list(exc.errors()))
 
     @app.exception_handler(Refusal)
     async def refused(request: Request, exc: Refusal) -> JSONResponse:
         return refusal_response(exc.errors, exc.status)
 
-    @app.get("/health")
+    @app.get("/health", response_model=bodies["Health"])
     def health() -> dict:
         """The model being served (the champion): name, version, alias and URI; and the routing mode."""
         return service.health()
@@ -110,22 +115,29 @@ def create_app(service: PredictionService) -> FastAPI:
         "/predict",
         response_class=JSONResponse,
         responses={
-            200: {"description": "One prediction per row", "content": {"application/json": {"example": example}}},
-            422: {"description": "The request breaks the model's signature: `detail` names field and problem"},
+            200: {
+                "description": "One prediction per row",
+                "model": bodies["Predicted"],
+                "content": {"application/json": {"example": example}},
+            },
+            422: {
+                "description": "The request breaks the model's signature: `detail` names field and problem",
+                "model": bodies["Refused"],
+            },
         },
     )(predict)
 
-    @app.get("/routing")
+    @app.get("/routing", response_model=bodies["RoutingState"])
     def get_routing() -> dict:
         """The routing mode, the canary weight and the two variants."""
         return service.routing_state()
 
-    @app.put("/routing")
+    @app.put("/routing", responses={200: {"model": bodies["RoutingState"]}, 409: {"model": bodies["Refused"]}})
     async def put_routing(change: dict = BodyParam(..., examples=[{"mode": "canary", "weight": 0.1}])):  # noqa: B008
         """Change ``mode`` and/or ``weight`` without a restart; 422 names what is wrong, 409: no challenger."""
         return JSONResponse(service.set_routing(change))
 
-    @app.post("/reload")
+    @app.post("/reload", responses={200: {"model": bodies["Reloaded"]}, 503: {"model": bodies["Refused"]}})
     def reload():
         """Resolve the champion and challenger URIs again (an alias moved) and load what changed, without a restart.
 
@@ -142,7 +154,110 @@ def create_app(service: PredictionService) -> FastAPI:
     def docs() -> HTMLResponse:
         return HTMLResponse(OFFLINE_DOCS.replace("{title}", app.title))
 
+    add_protocol_routes(app, service, Record)
     return app
+
+
+def add_protocol_routes(app: FastAPI, service: PredictionService, record) -> None:
+    """MLflow's scoring protocol and the Open Inference Protocol v2 (:mod:`~mlops_helpers.serving.protocols`): the
+    same service, contract, log and metrics as ``/predict``, in the bodies other clients send."""
+    from pydantic import TypeAdapter
+
+    rows_of, bodies = TypeAdapter(list[record]), protocols.models()
+    add_scoring_routes(app, service, rows_of, bodies)
+    add_v2_routes(app, service, rows_of, bodies)
+
+
+def _json(status: int, payload: dict, answer=None):
+    """A protocol's answer; a prediction also names its request id and variant in headers, as ``/predict`` does."""
+    from fastapi.responses import JSONResponse
+
+    headers = {REQUEST_ID_HEADER: answer.request_id, VARIANT_HEADER: answer.variant} if answer else None
+    return JSONResponse(payload, status_code=status, headers=headers)
+
+
+def _errors(bodies: dict, model: str, *statuses: int) -> dict:
+    return {status: {"model": bodies[model], "description": protocols.ERRORS[status]} for status in statuses}
+
+
+def add_scoring_routes(app: FastAPI, service: PredictionService, rows_of, bodies: dict) -> None:
+    """``POST /invocations``, ``GET /ping``, ``GET /version``: a drop-in for ``mlflow models serve``."""
+    from fastapi import Request
+    from fastapi.responses import PlainTextResponse
+    from mlflow.version import VERSION
+
+    scoring_body = {"required": True, "content": {
+        protocols.JSON: {"schema": protocols.scoring_request_schema()},
+        protocols.CSV: {"schema": {"type": "string", "description": "a header row, then one row per record"}},
+        protocols.PARQUET: {"schema": {"type": "string", "format": "binary"}}}}  # fmt: skip
+    responses = {200: {"model": bodies["ScoringAnswer"]}, **_errors(bodies, "ScoringError", 400, 413, 415)}
+
+    async def invocations(request: Request):
+        """MLflow's scoring protocol, as `mlflow models serve` answers it: JSON (`dataframe_split`,
+        `dataframe_records`, `instances`, `inputs`), CSV or Parquet in; `{"predictions": [...]}` out."""
+        body, headers = await request.body(), request.headers
+        return _json(
+            *protocols.invocations(service, rows_of, body, headers.get("content-type"), headers.get(KEY_HEADER))
+        )
+
+    invocations.__annotations__ = {"request": Request}  # resolvable: the module has postponed annotations
+    app.post("/invocations", openapi_extra={"requestBody": scoring_body}, responses=responses)(invocations)
+
+    text = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}}}
+
+    @app.get("/ping", response_class=PlainTextResponse, responses=text)
+    def ping() -> str:
+        """MLflow's health check: 200 while the model is loaded."""
+        return "\n"
+
+    @app.get("/version", response_class=PlainTextResponse, responses=text)
+    def version() -> str:
+        """The MLflow version serving the model, as `mlflow models serve` answers it."""
+        return VERSION
+
+
+def add_v2_routes(app: FastAPI, service: PredictionService, rows_of, bodies: dict) -> None:
+    """The Open Inference Protocol v2: health, server and model metadata, readiness, inference."""
+    from fastapi import Request
+
+    @app.get("/v2", response_model=bodies["ServerMetadata"])
+    def server_metadata() -> dict:
+        """OIP v2 server metadata."""
+        return {"name": app.title, "version": app.version, "extensions": []}
+
+    @app.get("/v2/health/live", response_model=bodies["Live"])
+    def live() -> dict:
+        """OIP v2 liveness."""
+        return {"live": True}
+
+    @app.get("/v2/health/ready", response_model=bodies["Ready"])
+    def ready() -> dict:
+        """OIP v2 readiness: the model is loaded."""
+        return {"ready": True}
+
+    not_found = _errors(bodies, "InferenceError", 404)
+
+    @app.get("/v2/models/{name}", responses={200: {"model": bodies["ModelMetadata"]}, **not_found})
+    def model_metadata(name: str):
+        """OIP v2 model metadata: one input per column of the signature, one output."""
+        return _json(*protocols.model_metadata(service, name))
+
+    @app.get("/v2/models/{name}/ready", responses={200: {"model": bodies["ModelReady"]}, **not_found})
+    def model_ready(name: str):
+        """OIP v2 model readiness."""
+        return _json(*protocols.model_ready(service, name))
+
+    infer_body = {"required": True, "content": {
+        protocols.JSON: {"schema": protocols.inline(bodies["InferenceRequest"].model_json_schema())}}}  # fmt: skip
+    responses = {200: {"model": bodies["InferenceResponse"]}, **_errors(bodies, "InferenceError", 400, 404, 413)}
+
+    async def infer(name: str, request: Request):
+        """OIP v2 inference: one tensor per column (shape [N] or [N, 1]) or one [N, columns] tensor in; the
+        predictions as the FP64 output `predict` out."""
+        return _json(*protocols.infer(service, rows_of, name, await request.body(), request.headers.get(KEY_HEADER)))
+
+    infer.__annotations__ = {"name": str, "request": Request}
+    app.post("/v2/models/{name}/infer", openapi_extra={"requestBody": infer_body}, responses=responses)(infer)
 
 
 #: A self-contained page that renders /openapi.json (no CDN, no network): paths, parameters and schemas.
