@@ -32,7 +32,10 @@ For example, notebook 07 retrains when the error alert fires::
     python -m mlops_helpers.alerting receiver --out alerts.jsonl --port 9095 \\
         --on "CityBikesErrorHigh=python -m mlops_helpers.pipeline run --data delivered.csv --reason 'alert {alertname}'"
 
-and a canary can be rolled back with ``--on "CanaryErrorHigh=python -m mlops_helpers.pipeline rollback"``.
+and a canary can be rolled back with ``--on "CanaryErrorHigh=python -m mlops_helpers.pipeline rollback"``. Started
+through :func:`mlops_helpers.processes.start`, which fills ``{port}`` in every argument with ``str.format``, write the
+placeholders as ``{{notification}}`` and ``{{alertname}}`` in an ``--on`` argument, or put the command in an
+``--actions`` file (notebook 07 does).
 
 When the Prometheus binaries are not installed, :func:`evaluate_rules` applies the rules that compare the monitoring
 job's gauges in Python, and :func:`notification` builds the body Alertmanager would have posted.
@@ -108,6 +111,12 @@ def write_metrics(path: str | Path, values: Mapping[str, float], per_feature=Non
 
 # --------------------------------------------------------------------------------------------------------- rules
 _OPS = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
+#: How far back a rule looks for a gauge's last scraped value (ten scrapes of the replay's clock).
+LAST_SCRAPED = "1s"
+
+
+def _last(gauge: str) -> str:
+    return f"last_over_time({PREFIX}_{gauge}[{LAST_SCRAPED}])"
 
 
 @dataclass(frozen=True)
@@ -124,8 +133,13 @@ class Check:
 
     @property
     def expr(self) -> str:
-        bound = f"{PREFIX}_{self.bound}" if isinstance(self.bound, str) else f"{self.bound:g}"
-        return f"{PREFIX}_{self.metric} {self.op} {bound}"
+        """The comparison in PromQL, each gauge read as its last value scraped within :data:`LAST_SCRAPED`.
+
+        A failed scrape makes Prometheus mark the target's series stale at once; an alert on the bare gauge would
+        resolve and fire again (and a receiver act again). ``last_over_time`` skips the stale marker.
+        """
+        bound = _last(self.bound) if isinstance(self.bound, str) else f"{self.bound:g}"
+        return f"{_last(self.metric)} {self.op} {bound}"
 
     def holds(self, values: Mapping[str, float]) -> bool:
         """The comparison on ``values`` (gauge name -> value); False when a gauge is missing, as in PromQL."""
