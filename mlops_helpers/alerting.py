@@ -1,16 +1,44 @@
-"""Alerting plumbing: metrics for Prometheus, the rules, the Alertmanager config, and a webhook receiver (notebook 07).
+"""Alerting: the monitoring job's metrics, the alert rules, Prometheus' and Alertmanager's configs, and the webhook
+receiver that turns an alert into an action (notebook 07; the receiver's actions also serve notebook 09).
 
-The monitoring job (in the notebook) computes drift and error for each week and hands them to :func:`write_metrics`,
-which renders them in the Prometheus text format into a file, atomically. Three processes then do the rest:
+Notebook 07 writes each piece in a cell (the exposition with ``prometheus_client``, the rules, the two configs as YAML)
+and checks that it is the same as what this module generates. The moving parts, each a process on loopback:
 
-- the **exporter** (``python -m mlops_helpers.alerting exporter --file F --port P``) serves that file at ``/metrics``,
-  as node_exporter's textfile collector does;
-- **Prometheus** scrapes it and evaluates :data:`RULES` (written by :func:`rules_yaml`);
-- **Alertmanager** routes firing alerts to the **receiver** (``python -m mlops_helpers.alerting receiver --out F
-  --port P``), a local stand-in for Slack that appends each notification to a JSON Lines file and, when
-  ``SLACK_WEBHOOK_URL`` is set, forwards a one-line summary to that real Slack webhook.
+- the **exporter** (``python -m mlops_helpers.alerting exporter --file F --port P``) serves the monitoring job's
+  metrics file (written atomically by :func:`write_metrics`) at ``/metrics``, as node_exporter's textfile collector
+  does;
+- **Prometheus** scrapes the exporter and the prediction service and evaluates :func:`default_rules`;
+- **Alertmanager** groups the firing alerts and routes them (:func:`alertmanager_yaml`) to the **receiver**.
 
-When the Prometheus binaries are not installed, :func:`evaluate_rules` applies the same rules in Python.
+The receiver (``python -m mlops_helpers.alerting receiver --out F --port P [--on ALERTNAME=COMMAND ...]``) is a local
+stand-in for Slack and for a CI system's webhook. Every notification Alertmanager posts is appended to ``F`` (JSON
+Lines) and, when ``SLACK_WEBHOOK_URL`` is set, forwarded to that Slack webhook as one line per alert. Actions:
+
+- ``--on ALERTNAME=COMMAND`` (repeatable; COMMAND is split like a shell would, with :func:`shlex.split`, but run
+  without a shell) or ``--actions FILE`` (YAML: ``ALERTNAME: [argv, ...]``) name a command to run when that alert
+  **fires**. A resolved notification never starts anything;
+- the command runs once per firing group (Alertmanager's ``groupKey``): repeated notifications of a group that is
+  still firing are logged as skipped; after the group resolves, its next firing acts again;
+- never two at once for one alert: a firing that arrives while the previous run of that alert's command is still
+  running is logged as skipped;
+- the notification is saved to ``<actions-dir>/<n>-<ALERTNAME>.json``; ``{notification}`` and ``{alertname}`` in
+  the command's arguments are replaced by that path and the alert's name, and the environment gets
+  ``ALERT_NOTIFICATION`` and ``ALERT_NAME``. The command's output goes to ``<actions-dir>/<n>-<ALERTNAME>.log``;
+- every decision (started with its PID and argv, finished with its exit code, skipped and why) is a line of
+  ``<actions-dir>/actions.jsonl``, served at ``GET /actions``. ``<actions-dir>`` defaults to ``actions/`` beside F.
+
+For example, notebook 07 retrains when the error alert fires::
+
+    python -m mlops_helpers.alerting receiver --out alerts.jsonl --port 9095 \\
+        --on "CityBikesErrorHigh=python -m mlops_helpers.pipeline run --data delivered.csv --reason 'alert {alertname}'"
+
+and a canary can be rolled back with ``--on "CanaryErrorHigh=python -m mlops_helpers.pipeline rollback"``. Started
+through :func:`mlops_helpers.processes.start`, which fills ``{port}`` in every argument with ``str.format``, write the
+placeholders as ``{{notification}}`` and ``{{alertname}}`` in an ``--on`` argument, or put the command in an
+``--actions`` file (notebook 07 does).
+
+When the Prometheus binaries are not installed, :func:`evaluate_rules` applies the rules that compare the monitoring
+job's gauges in Python, and :func:`notification` builds the body Alertmanager would have posted.
 """
 
 from __future__ import annotations
@@ -18,7 +46,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shlex
+import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,131 +59,323 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from mlops_helpers.jsonl import AppendOnlyFile, read_jsonl
-from mlops_helpers.names import MODEL_NAME
 
 PREFIX = "citybikes"
 PROMETHEUS = "/usr/bin/prometheus"
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+PROMTOOL = "/usr/bin/promtool"
+AMTOOL = "/usr/bin/amtool"
+
+#: The monitoring job's gauges (``<PREFIX>_<name>``) and their help texts.
+METRICS = {
+    "week": "index of the replayed week the other gauges describe",
+    "model_version": "registered version of the model that served the week",
+    "prediction_psi": "PSI of the week's predictions against the model's predictions on its training window",
+    "rmse": "RMSE of the week's logged predictions against the rentals counted",
+    "rmse_threshold": "RMSE above which the error alert fires: the model's holdout RMSE times a factor",
+    "feature_psi": "PSI of each logged input against the model's training window",
+}
+#: The prediction drift warning fires above this PSI (the usual mark of a large shift).
+PREDICTION_PSI_WARNING = 0.25
+#: The service's latency objective: 99 % of ``/predict`` requests answered within this many seconds.
+LATENCY_SLO_SECONDS = 0.5
 
 
 # ------------------------------------------------------------------------------------------------------- metrics
-def render_metrics(
-    values: Mapping[str, float], per_feature: Mapping[str, Mapping[str, float]] | None = None, help_texts=None
-) -> bytes:
-    """Prometheus text exposition of gauges ``<PREFIX>_<name>`` and per-feature gauges labelled ``feature``."""
+def render_metrics(values: Mapping[str, float], per_feature: Mapping[str, Mapping[str, float]] | None = None) -> bytes:
+    """Prometheus text exposition of gauges ``<PREFIX>_<name>`` and per-feature gauges labelled ``feature``.
+
+    Help texts come from :data:`METRICS` (a name it lacks gets its own name, spaced).
+    """
     from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
     registry = CollectorRegistry()
-    help_texts = help_texts or {}
     for name, value in sorted(values.items()):
-        Gauge(f"{PREFIX}_{name}", help_texts.get(name, name.replace("_", " ")), registry=registry).set(value)
+        Gauge(f"{PREFIX}_{name}", METRICS.get(name, name.replace("_", " ")), registry=registry).set(value)
     for name, by_feature in sorted((per_feature or {}).items()):
-        gauge = Gauge(f"{PREFIX}_{name}", help_texts.get(name, name.replace("_", " ")), ["feature"], registry=registry)
+        gauge = Gauge(f"{PREFIX}_{name}", METRICS.get(name, name.replace("_", " ")), ["feature"], registry=registry)
         for feature, value in sorted(by_feature.items()):
             gauge.labels(feature=feature).set(value)
     return generate_latest(registry)
 
 
-def write_metrics(path: str | Path, values: Mapping[str, float], per_feature=None, help_texts=None) -> Path:
+def write_metrics(path: str | Path, values: Mapping[str, float], per_feature=None) -> Path:
     """Write the exposition to ``path`` atomically (a scrape never sees half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(render_metrics(values, per_feature, help_texts))
+    tmp.write_bytes(render_metrics(values, per_feature))
     os.replace(tmp, path)
     return path
 
 
 # --------------------------------------------------------------------------------------------------------- rules
-@dataclass(frozen=True)
-class AlertRule:
-    """An alert rule: ``<PREFIX>_<metric> <op> <threshold>``, written for Prometheus and evaluable in Python."""
+_OPS = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
+#: How far back a rule looks for a gauge's last scraped value (ten scrapes of the replay's clock).
+LAST_SCRAPED = "1s"
 
-    alert: str
+
+def _last(gauge: str) -> str:
+    return f"last_over_time({PREFIX}_{gauge}[{LAST_SCRAPED}])"
+
+
+@dataclass(frozen=True)
+class Check:
+    """A comparison of two of the monitoring job's gauges, or of a gauge with a number: ``metric op bound``."""
+
     metric: str
     op: str
-    threshold: float
-    summary: str
-    severity: str = "warning"
+    bound: float | str  # a number, or the name of another gauge
+
+    def __post_init__(self) -> None:
+        if self.op not in _OPS:
+            raise ValueError(f"op must be one of {sorted(_OPS)}, not {self.op!r}")
 
     @property
     def expr(self) -> str:
-        return f"{PREFIX}_{self.metric} {self.op} {self.threshold:g}"
+        """The comparison in PromQL, each gauge read as its last value scraped within :data:`LAST_SCRAPED`.
 
-    def fires(self, values: Mapping[str, float]) -> bool:
+        A failed scrape makes Prometheus mark the target's series stale at once; an alert on the bare gauge would
+        resolve and fire again (and a receiver act again). ``last_over_time`` skips the stale marker.
+        """
+        bound = _last(self.bound) if isinstance(self.bound, str) else f"{self.bound:g}"
+        return f"{_last(self.metric)} {self.op} {bound}"
+
+    def holds(self, values: Mapping[str, float]) -> bool:
+        """The comparison on ``values`` (gauge name -> value); False when a gauge is missing, as in PromQL."""
         value = values.get(self.metric)
-        if value is None:
-            return False
-        return {">": value > self.threshold, ">=": value >= self.threshold, "<": value < self.threshold}[self.op]
+        bound = values.get(self.bound) if isinstance(self.bound, str) else self.bound
+        return value is not None and bound is not None and _OPS[self.op](float(value), float(bound))
 
 
-def default_rules(rmse_threshold: float, drift_share: float = 0.5) -> tuple[AlertRule, ...]:
-    """The course's two alerts: most features drifted, and the error once labels arrive is too high."""
+@dataclass(frozen=True)
+class AlertRule:
+    """An alerting rule as Prometheus reads it; ``check`` is the same condition in Python, for the fallback."""
+
+    alert: str
+    expr: str
+    severity: str
+    summary: str
+    group: str
+    for_: str | None = None
+    check: Check | None = None
+
+    @classmethod
+    def on_gauges(cls, alert: str, check: Check, severity: str, summary: str, for_: str | None = None) -> AlertRule:
+        """A rule of the monitoring job's group whose expression is ``check``'s."""
+        return cls(alert, check.expr, severity, summary, f"{PREFIX}-model", for_, check)
+
+    def as_dict(self) -> dict:
+        rule = {"alert": self.alert, "expr": self.expr}
+        if self.for_:
+            rule["for"] = self.for_
+        rule["labels"] = {"severity": self.severity}
+        rule["annotations"] = {"summary": self.summary}
+        return rule
+
+
+def default_rules() -> tuple[AlertRule, ...]:
+    """The course's alerts: prediction drift (a warning), the error (critical: retrains), the latency SLO (a page)."""
+    latency = (
+        'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{job="prediction-service", '
+        f'path="/predict"}}[5m]))) > {LATENCY_SLO_SECONDS:g}'
+    )
     return (
-        AlertRule("CityBikesDataDrift", "drift_share", ">=", drift_share,
-             "{{ $value | humanizePercentage }} of the model's features drifted from the training data"),
-        AlertRule("CityBikesErrorHigh", "rmse", ">", rmse_threshold,
-             "RMSE {{ $value | printf \"%.1f\" }} on the latest labelled week is above the threshold", "critical"),
+        AlertRule.on_gauges("CityBikesPredictionDrift", Check("prediction_psi", ">", PREDICTION_PSI_WARNING),
+                            "warning", "the week's predictions drifted from the training window's "
+                            '(PSI {{ $value | printf "%.2f" }})'),
+        AlertRule.on_gauges("CityBikesErrorHigh", Check("rmse", ">", "rmse_threshold"), "critical",
+                            'RMSE {{ $value | printf "%.1f" }} on the latest labelled week is above the threshold',
+                            for_="1s"),
+        AlertRule("PredictionLatencyHigh", latency, "page",
+                  "p99 latency of /predict is {{ $value | humanizeDuration }} (objective: "
+                  f"{LATENCY_SLO_SECONDS * 1000:g} ms)", "prediction-service", for_="5m"),
     )  # fmt: skip
 
 
 def rules_yaml(rules: Sequence[AlertRule]) -> str:
-    """The Prometheus rule file for ``rules`` (``promtool check rules`` accepts it)."""
+    """The Prometheus rule file for ``rules``, one group per :attr:`AlertRule.group` (``promtool check rules`` OK)."""
     import yaml
 
-    group = {
-        "name": "citybikes-model",
-        "rules": [
-            {
-                "alert": r.alert,
-                "expr": r.expr,
-                "labels": {"severity": r.severity, "model": MODEL_NAME},
-                "annotations": {"summary": r.summary},
-            }
-            for r in rules
-        ],
-    }
-    return yaml.safe_dump({"groups": [group]}, sort_keys=False)
+    groups: dict[str, list[dict]] = {}
+    for rule in rules:
+        groups.setdefault(rule.group, []).append(rule.as_dict())
+    return yaml.safe_dump({"groups": [{"name": n, "rules": r} for n, r in groups.items()]}, sort_keys=False, width=120)
 
 
 def evaluate_rules(rules: Sequence[AlertRule], values: Mapping[str, float]) -> list[str]:
-    """The fallback when Prometheus is not installed: the names of the rules that fire on ``values``."""
-    return [r.alert for r in rules if r.fires(values)]
+    """The fallback when Prometheus is not installed: the rules with a ``check`` that holds on ``values``.
+
+    ``for:`` is not modelled (each call is one evaluation) and rules without a ``check`` (PromQL over time, such as
+    the latency SLO) are not evaluated.
+    """
+    return [r.alert for r in rules if r.check is not None and r.check.holds(values)]
 
 
-def prometheus_yaml(exporter: str, alertmanager: str, rules_file: str | Path, interval: str = "1s") -> str:
-    """A Prometheus config that scrapes the exporter and sends alerts to Alertmanager (``host:port`` each)."""
+def render_summary(template: str, value: float) -> str:
+    """A summary with its ``{{ $value | printf "%.Nf" }}`` filled in, as Prometheus renders it (fallback only)."""
+    return re.sub(r'\{\{\s*\$value\s*\|\s*printf\s*"(%[^"]+)"\s*\}\}', lambda m: m.group(1) % value, template)
+
+
+def notification(
+    rules: Sequence[AlertRule],
+    firing: Sequence[str],
+    values: Mapping[str, float],
+    receiver: str,
+    status: str = "firing",
+) -> dict:
+    """The body Alertmanager would post for the alerts ``firing`` (names of ``rules``), grouped by alert name.
+
+    Used by the fallback without Alertmanager; all the alerts must share one name (one group).
+    """
+    names = sorted(set(firing))
+    if len(names) != 1:
+        raise ValueError(f"one group is one alert name (group_by: [alertname]), not {names}")
+    rule = next(r for r in rules if r.alert == names[0])
+    labels = {"alertname": rule.alert, "severity": rule.severity}
+    value = values.get(rule.check.metric, float("nan")) if rule.check else float("nan")
+    alert = {"status": status, "labels": labels, "annotations": {"summary": render_summary(rule.summary, value)}}
+    return {"version": "4", "status": status, "receiver": receiver, "groupKey": f'{{}}:{{alertname="{rule.alert}"}}',
+            "groupLabels": {"alertname": rule.alert}, "commonLabels": labels, "alerts": [alert]}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------------- configs
+def prometheus_yaml(
+    exporter: str, service: str, alertmanager: str, rules_file: str = "rules.yml", interval: str = "100ms"
+) -> str:
+    """Prometheus' config: scrape the exporter and the service, evaluate ``rules_file``, alert to Alertmanager.
+
+    Addresses are ``host:port``; ``rules_file`` is read relative to the config file's folder. The exporter is scraped
+    and the rules evaluated every ``interval`` (the replay's clock in notebook 07), the service every second.
+    """
     import yaml
 
     config = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "rule_files": [str(rules_file)],
+        "rule_files": [rules_file],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
-        "scrape_configs": [{"job_name": "citybikes-monitoring", "static_configs": [{"targets": [exporter]}]}],
+        "scrape_configs": [
+            {"job_name": f"{PREFIX}-monitoring", "static_configs": [{"targets": [exporter]}]},
+            {"job_name": "prediction-service", "scrape_interval": "1s", "static_configs": [{"targets": [service]}]},
+        ],
     }
-    return yaml.safe_dump(config, sort_keys=False)
+    return yaml.safe_dump(config, sort_keys=False, width=120)
 
 
-def alertmanager_yaml(webhook_url: str, group_wait: str = "1s") -> str:
-    """An Alertmanager config routing every alert to ``webhook_url`` at once, and repeating rarely."""
+def alertmanager_yaml(receiver_url: str, group_wait: str = "1s", group_interval: str = "2s") -> str:
+    """Alertmanager's config: every alert to the team's chat; the error alert to the retraining webhook.
+
+    Alerts are grouped by name; a group still firing is re-notified every 4 hours. Both receivers post to
+    ``receiver_url`` (the course's one receiver plays both; the body names the receiver).
+    """
     import yaml
 
     config = {
         "route": {
-            "receiver": "course-webhook",
+            "receiver": "team-chat",
             "group_by": ["alertname"],
             "group_wait": group_wait,
-            "group_interval": "5s",
-            "repeat_interval": "1h",
+            "group_interval": group_interval,
+            "repeat_interval": "4h",
+            "routes": [{"matchers": ['alertname="CityBikesErrorHigh"'], "receiver": "retrain"}],
         },
-        "receivers": [{"name": "course-webhook", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}],
+        "receivers": [
+            {"name": "team-chat", "webhook_configs": [{"url": f"{receiver_url}/chat", "send_resolved": True}]},
+            {"name": "retrain", "webhook_configs": [{"url": f"{receiver_url}/retrain", "send_resolved": True}]},
+        ],
     }
-    return yaml.safe_dump(config, sort_keys=False)
+    return yaml.safe_dump(config, sort_keys=False, width=120)
 
 
 def binaries_installed() -> bool:
     """True when Debian's ``prometheus`` and ``prometheus-alertmanager`` are installed (``.ci/run`` installs them)."""
-    return Path(PROMETHEUS).exists() and Path(ALERTMANAGER).exists()
+    return all(Path(p).exists() for p in (PROMETHEUS, ALERTMANAGER, PROMTOOL, AMTOOL))
+
+
+# ------------------------------------------------------------------------------------------------------- actions
+class Actions:
+    """The receiver's actions: a command per alert name, run when that alert fires (see the module docstring)."""
+
+    def __init__(self, commands: Mapping[str, Sequence[str]], directory: str | Path) -> None:
+        for name, argv in commands.items():
+            if not argv:
+                raise ValueError(f"the action for {name} has no command")
+        self.commands = {name: list(argv) for name, argv in commands.items()}
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.log = AppendOnlyFile(self.directory / "actions.jsonl")
+        self._lock = threading.Lock()
+        self._acted: set[tuple[str, str]] = set()
+        self._running: dict[str, subprocess.Popen] = {}
+        self._count = len(read_jsonl(self.log.path))
+
+    def handle(self, notification: Mapping) -> list[dict]:
+        """Start, skip or re-arm each configured action this notification concerns; returns what was logged."""
+        with self._lock:
+            records = []
+            for name, argv in self.commands.items():
+                alerts = [a for a in notification["alerts"] if a.get("labels", {}).get("alertname") == name]
+                if alerts:
+                    records += self._decide(name, argv, alerts, notification)
+            return records
+
+    def _decide(self, name: str, argv: list[str], alerts: list[dict], notification: Mapping) -> list[dict]:
+        key = (name, str(notification.get("groupKey", "")))
+        if not any(a.get("status") == "firing" for a in alerts):
+            self._acted.discard(key)  # the group resolved: its next firing acts again
+            return []
+        if key in self._acted:
+            return [self._record(name, "skipped", reason="already acted on this firing group")]
+        running = self._running.get(name)
+        if running is not None and running.poll() is None:
+            return [self._record(name, "skipped", reason=f"the previous run (pid {running.pid}) has not finished")]
+        self._acted.add(key)
+        return [self._start(name, argv, notification)]
+
+    def _start(self, name: str, argv: list[str], notification: Mapping) -> dict:
+        self._count += 1
+        stem = self.directory / f"{self._count}-{name}"
+        saved, output = stem.with_suffix(".json"), stem.with_suffix(".log")
+        saved.write_text(json.dumps(notification, indent=1, sort_keys=True))
+        command = [part.replace("{notification}", str(saved)).replace("{alertname}", name) for part in argv]
+        env = {**os.environ, "ALERT_NOTIFICATION": str(saved), "ALERT_NAME": name}
+        with open(output, "wb") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        self._running[name] = process
+        threading.Thread(target=self._wait, args=(name, process), daemon=True).start()
+        return self._record(name, "started", pid=process.pid, argv=command, notification=str(saved), log=str(output))
+
+    def _wait(self, name: str, process: subprocess.Popen) -> None:
+        code = process.wait()
+        with self._lock:
+            self._record(name, "finished", pid=process.pid, returncode=code)
+
+    def _record(self, alert: str, event: str, **details) -> dict:
+        record = {"at": round(time.time(), 3), "alert": alert, "event": event, **details}
+        self.log.append([record])
+        print(json.dumps(record), flush=True)
+        return record
+
+
+def parse_on(specs: Sequence[str]) -> dict[str, list[str]]:
+    """``["ALERTNAME=COMMAND", ...]`` as ``{ALERTNAME: argv}``; the command is split with :func:`shlex.split`."""
+    commands = {}
+    for spec in specs:
+        name, sep, command = spec.partition("=")
+        if not sep or not name.strip() or not command.strip():
+            raise ValueError(f"--on takes ALERTNAME=COMMAND, not {spec!r}")
+        commands[name.strip()] = shlex.split(command)
+    return commands
+
+
+def load_actions(path: str | Path) -> dict[str, list[str]]:
+    """An actions file (YAML ``ALERTNAME: [argv, ...]`` or ``ALERTNAME: "command line"``) as ``{ALERTNAME: argv}``."""
+    import yaml
+
+    loaded = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a mapping ALERTNAME: [argv, ...]")
+    return {str(k): shlex.split(v) if isinstance(v, str) else [str(a) for a in v] for k, v in loaded.items()}
 
 
 # ------------------------------------------------------------------------------------------------------ receiver
@@ -182,17 +407,24 @@ def forward_to_slack(notification: Mapping, slack_url: str) -> None:
         print(f"forwarding to Slack failed: {exc}", file=sys.stderr, flush=True)
 
 
-def make_receiver(out: Path, slack_url: str | None = None) -> type[BaseHTTPRequestHandler]:
-    """An HTTP handler that appends each notification to ``out`` (JSON Lines) and forwards it to Slack if asked."""
+def make_receiver(
+    out: Path, slack_url: str | None = None, actions: Actions | None = None
+) -> type[BaseHTTPRequestHandler]:
+    """An HTTP handler that appends each notification to ``out`` (JSON Lines), forwards it to Slack if asked, and
+    hands it to ``actions``."""
     log = AppendOnlyFile(out)
+    reads = {
+        "/health": lambda: {"ok": True, "actions": sorted(actions.commands) if actions else []},
+        "/alerts": lambda: read_jsonl(out),
+        "/actions": lambda: read_jsonl(actions.log.path) if actions else [],
+    }
 
     class Receiver(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            routes = {"/health": lambda: {"ok": True}, "/alerts": lambda: read_jsonl(out)}
-            if self.path in routes:
-                self._answer(200, routes[self.path]())
+            if self.path in reads:
+                self._answer(200, reads[self.path]())
             else:
-                self._answer(404, {"error": "GET /health or /alerts; POST notifications to /"})
+                self._answer(404, {"error": "GET /health, /alerts or /actions; POST notifications to any other path"})
 
         def do_POST(self) -> None:
             try:
@@ -203,7 +435,8 @@ def make_receiver(out: Path, slack_url: str | None = None) -> type[BaseHTTPReque
             log.append([notification], sort_keys=True)
             if slack_url:
                 forward_to_slack(notification, slack_url)
-            self._answer(200, {"received": len(notification["alerts"])})
+            started = actions.handle(notification) if actions else []
+            self._answer(200, {"received": len(notification["alerts"]), "actions": [r["event"] for r in started]})
 
         def _answer(self, status: int, body) -> None:
             data = json.dumps(body).encode()
@@ -213,7 +446,7 @@ def make_receiver(out: Path, slack_url: str | None = None) -> type[BaseHTTPReque
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, *args) -> None:  # quiet: the JSON Lines file is the log
+        def log_message(self, *args) -> None:  # quiet: the JSON Lines files are the log
             pass
 
     return Receiver
@@ -241,22 +474,37 @@ def make_exporter(metrics_file: Path) -> type[BaseHTTPRequestHandler]:
     return Exporter
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlops_helpers.alerting", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     exporter = sub.add_parser("exporter", help="serve a metrics file at /metrics")
     exporter.add_argument("--file", required=True, type=Path)
-    receiver = sub.add_parser("receiver", help="receive Alertmanager webhooks into a JSON Lines file")
-    receiver.add_argument("--out", required=True, type=Path)
+    receiver = sub.add_parser("receiver", help="receive Alertmanager webhooks; run a command when an alert fires")
+    receiver.add_argument("--out", required=True, type=Path, help="JSON Lines file of the notifications")
+    on_help = "run COMMAND (no shell) when ALERTNAME fires ({notification}, {alertname} expand)"
+    receiver.add_argument("--on", action="append", default=[], metavar="ALERTNAME=COMMAND", help=on_help)
+    receiver.add_argument("--actions", type=Path, help="YAML file ALERTNAME: [argv, ...] (as --on)")
+    receiver.add_argument("--actions-dir", type=Path, help="saved notifications, outputs, actions.jsonl")
     for p in (exporter, receiver):
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, required=True)
+    return parser
+
+
+def _receiver_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    commands = {**(load_actions(args.actions) if args.actions else {}), **parse_on(args.on)}
+    actions = Actions(commands, args.actions_dir or args.out.parent / "actions") if commands else None
+    return make_receiver(args.out, os.environ.get("SLACK_WEBHOOK_URL") or None, actions)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "exporter":
-        handler = make_exporter(args.file)
-    else:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        handler = make_receiver(args.out, os.environ.get("SLACK_WEBHOOK_URL") or None)
+    try:
+        handler = make_exporter(args.file) if args.command == "exporter" else _receiver_handler(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     server = ThreadingHTTPServer((args.host, args.port), handler)
     print(f"{args.command} on http://{args.host}:{args.port}", flush=True)
     try:

@@ -7,16 +7,23 @@ enough for the 336,776 NYC flights, and it bins exactly as Evidently does, so th
   current together, bins="sturges")``; otherwise, and for categorical columns, PSI over the distinct values;
 - an empty bin gets a small share instead of 0 (``1e-4``, or the smallest non-zero share / 1e6 when that is smaller),
   so the logarithm stays finite;
-- K-S p-value from ``scipy.stats.ks_2samp`` (numeric), chi-square p-value from ``scipy.stats.chisquare`` with the
-  reference shares scaled to the current size (categorical).
+- K-S p-value from ``scipy.stats.ks_2samp`` with SciPy's default ``method="auto"``: the exact distribution of the
+  statistic when neither sample has more than 10,000 values, the asymptotic (Kolmogorov) one above; Evidently calls
+  the same function, so the p-values agree either way (numeric);
+- chi-square p-value from ``scipy.stats.chisquare`` with the reference shares scaled to the current size: a
+  goodness-of-fit test that takes the reference shares as exact (categorical). Evidently's default for a *binary*
+  column with a reference of at most 1,000 rows is a two-proportion Z-test instead, which also counts the reference's
+  own noise, so its p-value is larger; ask it for ``"chisquare"`` to compare.
 
-A column drifts when its PSI is at least ``psi_threshold`` (0.1, Evidently's default) or its p-value is below
-``alpha`` (0.05), as chosen by ``method``.
+A column drifts by ``method``: ``"psi"`` (the default) when its PSI is at least ``psi_threshold`` (0.1, Evidently's
+default; or one threshold per column, e.g. calibrated on the reference's own weeks as notebook 06 does), ``"test"``
+when its p-value is below ``alpha`` (0.05). The tests assume independent rows; hourly data are not (the weather of one
+hour predicts the next), so their p-values come out far too small: notebook 06 decides with PSI.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -86,13 +93,14 @@ def drift_table(
     numeric: Sequence[str] | None = None,
     categorical: Sequence[str] = (),
     method: str = "psi",
-    psi_threshold: float = PSI_THRESHOLD,
+    psi_threshold: float | Mapping[str, float] | pd.Series = PSI_THRESHOLD,
     alpha: float = ALPHA,
 ) -> pd.DataFrame:
     """One row per column: its PSI, its test p-value (K-S or chi-square), and whether it drifted by ``method``.
 
     ``numeric`` defaults to every numeric column not listed in ``categorical``. ``method`` is ``"psi"`` (drift when
-    PSI >= ``psi_threshold``) or ``"test"`` (drift when p-value < ``alpha``).
+    PSI >= ``psi_threshold``, a number or a mapping with a threshold for every column) or ``"test"`` (drift when
+    p-value < ``alpha``).
     """
     if method not in {"psi", "test"}:
         raise ValueError(f"method must be 'psi' or 'test', not {method!r}")
@@ -112,8 +120,21 @@ def drift_table(
         value = psi(reference[column], current[column], kind="categorical")
         rows.append((column, "categorical", value, chi2_pvalue(reference[column], current[column]), "chi-square"))
     table = pd.DataFrame(rows, columns=["column", "kind", "psi", "p_value", "test"]).set_index("column")
-    table["drifted"] = table["psi"] >= psi_threshold if method == "psi" else table["p_value"] < alpha
+    table["drifted"] = (
+        table["psi"] >= _thresholds(psi_threshold, table.index) if method == "psi" else table["p_value"] < alpha
+    )
     return table
+
+
+def _thresholds(psi_threshold: float | Mapping[str, float] | pd.Series, columns: pd.Index) -> float | pd.Series:
+    """One PSI threshold, or the per-column thresholds for ``columns`` (a mapping or Series with one per column)."""
+    if isinstance(psi_threshold, (int, float, np.number)):
+        return float(psi_threshold)
+    given = dict(psi_threshold)
+    missing = [c for c in columns if c not in given]
+    if missing:
+        raise KeyError(f"psi_threshold has no threshold for {missing}: give one per column, or a single number")
+    return pd.Series({c: float(given[c]) for c in columns})
 
 
 def share_drifted(table: pd.DataFrame) -> float:

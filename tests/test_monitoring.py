@@ -109,3 +109,25 @@ def test_agrees_with_evidently(bikes):
         assert set(values) == set(columns)
         for column in columns:
             assert ours.loc[column, field] == pytest.approx(values[column], rel=1e-9, abs=1e-300), (field, column)
+
+
+def test_drift_table_takes_a_threshold_per_column(bikes):
+    reference = data.window(bikes, "2011-01-01", "2011-04-01")
+    july = data.window(bikes, "2011-07-01", "2011-08-01")
+    columns = {"numeric": ["temp", "hr"], "categorical": ["workingday"]}
+    plain = monitoring.drift_table(reference, july, **columns)
+    strict = {"temp": 20.0, "hr": 0.001, "workingday": 0.1}
+    for thresholds in (strict, pd.Series(strict)):
+        table = monitoring.drift_table(reference, july, psi_threshold=thresholds, **columns)
+        assert table["psi"].equals(plain["psi"])
+        assert table["drifted"].to_dict() == {"temp": False, "hr": True, "workingday": False}
+    with pytest.raises(KeyError, match="no threshold for \\['workingday'\\]"):
+        monitoring.drift_table(reference, july, psi_threshold={"temp": 1.0, "hr": 1.0}, **columns)
+
+
+def test_ks_pvalues_use_scipys_default_method_exact_for_small_samples(bikes):
+    reference = data.window(bikes, "2011-01-01", "2011-04-01")
+    july = data.window(bikes, "2011-07-01", "2011-08-01")
+    got = monitoring.ks_pvalues(reference[["hum"]], july[["hum"]])[0]
+    assert got == pytest.approx(ks_2samp(reference["hum"], july["hum"], method="exact").pvalue, rel=1e-12)
+    assert got != pytest.approx(ks_2samp(reference["hum"], july["hum"], method="asymp").pvalue, rel=1e-4)
