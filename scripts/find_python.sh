@@ -9,6 +9,7 @@
 # ($PYENV_ROOT/versions, default ~/.pyenv/versions), and runs each candidate: a pyenv shim that refuses because the
 # version is not selected is skipped (its interpreter is still found in the versions folder). Prints the
 # interpreter's path on stdout, and on stderr which one it chose; exits 1 with how to get one when none fits.
+# Plain bash 3.2 (macOS's /bin/bash): no associative arrays, no mapfile.
 set -uo pipefail
 
 SUPPORTED=(3.13 3.12 3.11)  # newest first; keep in step with mlops_helpers/environment.py SUPPORTED_PYTHONS
@@ -58,19 +59,15 @@ EOF
 
 choose() {  # $1: the minor versions to try, newest first
   local minor cand version
-  declare -A versions=()  # each candidate is run once
   for minor in $1; do
     while IFS= read -r cand; do
       [[ -n $cand && -x $cand ]] || continue
-      if [[ -z ${versions[$cand]+set} ]]; then
-        versions[$cand]=$(version_of "$cand") || versions[$cand]=""
-        if [[ -z ${versions[$cand]} && $cand != */shims/* ]]; then
-          rejected+=("$cand does not run")
-        fi
+      version=$(version_of "$cand") || version=""
+      if [[ -z $version ]]; then  # a refusing pyenv shim is no news; anything else is worth saying
+        [[ $cand == */shims/* || " ${rejected[*]-} " == *" $cand does not run "* ]] || rejected+=("$cand does not run")
+        continue
       fi
-      version=${versions[$cand]}
-      [[ ${version%.*} == "$minor" ]] || continue  # does not run, or python3 of another version (tried there)
-      [[ " ${rejected[*]} " == *" $cand: "* ]] && continue
+      [[ ${version%.*} == "$minor" ]] || continue  # python3 of another version: tried under its own minor
       if acceptable "$version"; then
         echo "Python $version at $cand" >&2
         echo "$cand"
@@ -99,7 +96,8 @@ else
     echo "PYTHON=$arg: no such interpreter." >&2
   elif ! version=$(version_of "$path") || [[ -z $version ]]; then
     echo "PYTHON=$arg ($path) does not run." >&2
-    [[ $path == */shims/* ]] && echo "  a pyenv shim for a version that is not selected: name the interpreter by its full path, e.g. $PYENV_DIR/versions/<version>/bin/${arg##*/}" >&2
+    [[ $path == */shims/* ]] &&
+      echo "  a pyenv shim of a version not selected: name the interpreter in $PYENV_DIR/versions/ by its full path" >&2
   elif acceptable "$version"; then
     echo "Python $version at $path" >&2
     echo "$path"
@@ -108,6 +106,6 @@ else
     echo "PYTHON=$arg: $why." >&2
   fi
 fi
-for line in "${rejected[@]}"; do echo "  skipped $line" >&2; done
+for line in ${rejected[@]+"${rejected[@]}"}; do echo "  skipped $line" >&2; done
 how_to_get_one
 exit 1

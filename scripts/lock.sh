@@ -21,14 +21,15 @@ trap 'rm -rf "$tmp"' EXIT
 
 # The same lock for 3.11.5 (soupsieve's minimum), 3.12 and 3.13: uv resolves it for each and must add or change nothing.
 "$tmp/venv/bin/python" -m pip install --quiet "uv==$UV_VERSION"
-mapfile -t index_args < <("$tmp/venv/bin/python" scripts/uv_index_args.py)
+index_args=()
+while IFS= read -r arg; do index_args+=("$arg"); done < <("$tmp/venv/bin/python" scripts/uv_index_args.py)
 platform=()
 [[ $(uname -s) == Linux ]] && platform=(--python-platform "$(uname -m)-manylinux_2_28")
 pins() { grep '==' "$1" | awk -F'==' '{n=tolower($1); gsub(/[-_.]+/, "-", n); print n "==" $2}' | LC_ALL=C sort; }
 for version in 3.11.5 3.12 3.13; do
-  "$tmp/venv/bin/uv" pip compile --quiet --python-version "$version" "${platform[@]}" --no-header --no-annotate \
-    --only-binary :all: --no-binary kfp-server-api "${index_args[@]}" -o "$tmp/resolved-$version.txt" \
-    "$tmp/requirements.lock"
+  "$tmp/venv/bin/uv" pip compile --quiet --python-version "$version" ${platform[@]+"${platform[@]}"} \
+    --no-header --no-annotate --only-binary :all: --no-binary kfp-server-api ${index_args[@]+"${index_args[@]}"} \
+    -o "$tmp/resolved-$version.txt" "$tmp/requirements.lock"
   if ! diff <(pins "$tmp/requirements.lock") <(pins "$tmp/resolved-$version.txt") >&2; then
     echo "requirements.lock resolves differently on Python $version (above): not written" >&2
     exit 1

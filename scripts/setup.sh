@@ -8,7 +8,7 @@
 # installers read the same indexes and install the same versions (the lock pins all of them). Both compile bytecode
 # at install time, as pip always does: without it every first import compiles the stack again (with
 # PYTHONDONTWRITEBYTECODE set, every import), and Python 3.12+ prints SyntaxWarnings from some packages' sources.
-set -euo pipefail
+set -euo pipefail  # plain bash 3.2 (macOS's /bin/bash): no mapfile, guarded empty arrays
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 INSTALLER=${INSTALLER:-uv}
@@ -45,9 +45,11 @@ PY=$VENV/bin/python
 case $INSTALLER in
   uv)
     "$PY" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
-    mapfile -t index_args < <("$PY" scripts/uv_index_args.py)
+    index_args=()
+    while IFS= read -r arg; do index_args+=("$arg"); done < <("$PY" scripts/uv_index_args.py)
     echo "installing requirements.lock with uv $UV_VERSION into $VENV"
-    "$VENV/bin/uv" pip install --quiet --python "$PY" --compile-bytecode "${index_args[@]}" -r requirements.lock
+    "$VENV/bin/uv" pip install --quiet --python "$PY" --compile-bytecode ${index_args[@]+"${index_args[@]}"} \
+      -r requirements.lock
     "$VENV/bin/uv" pip install --quiet --python "$PY" --no-deps -e .
     ;;
   pip)
