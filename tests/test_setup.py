@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -42,9 +43,7 @@ def machine(tmp_path):
         env = {"PATH": f"{tmp_path / 'shims'}:{path_bin}:{tools}", "HOME": str(tmp_path), "PYENV_ROOT": str(pyenv)}
         return subprocess.run([BASH, str(FIND_PYTHON), *args], env=env, capture_output=True, text=True)
 
-    machine = type("Machine", (), {})()
-    machine.add, machine.run, machine.bin, machine.pyenv, machine.shims = add, run, path_bin, pyenv, tmp_path / "shims"
-    return machine
+    return SimpleNamespace(add=add, run=run, bin=path_bin, pyenv=pyenv, shims=tmp_path / "shims")
 
 
 def test_the_newest_supported_python_wins_on_path_or_in_pyenv(machine):
