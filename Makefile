@@ -2,8 +2,12 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV   := .venv
+# PYTHON: an interpreter to build the venv with (default: the newest of 3.13, 3.12, 3.11 found on PATH or in pyenv's
+# versions folder, see scripts/find_python.sh). INSTALLER: uv (default) or pip, both from requirements.lock.
+PYTHON    ?=
+VENV      ?= .venv
+INSTALLER ?= uv
+UV_VERSION := 0.13.9
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.course-installed
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -25,16 +29,17 @@ system-deps:  ## Prometheus, Alertmanager and shellcheck from Debian/Ubuntu pack
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus prometheus-alertmanager shellcheck; \
 	fi
 
-setup: $(STAMP)  ## create .venv, install the pinned environment and mlops_helpers, register the course kernel
+setup: $(STAMP)  ## create .venv (newest Python 3.11-3.13, or PYTHON=...), install the pinned environment, the kernel
+	@echo "course environment: $(VENV), $$($(PY) --version)"
 
-$(STAMP): requirements.lock pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is needed, found {sys.version.split()[0]} at {sys.executable}: install 3.11 or run make PYTHON=/path/to/python3.11"'
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps -e .
-	$(PY) -m pip check
-	$(PY) -m mlops_helpers.course install-kernel
+# PYTHON given and the venv has another Python version: set it up again (scripts/setup.sh makes it anew).
+ifneq ($(PYTHON),)
+ifneq ($(shell $(PY) -VV 2>/dev/null),$(shell $(PYTHON) -VV 2>/dev/null))
+.PHONY: $(STAMP)
+endif
+endif
+$(STAMP): requirements.lock pyproject.toml scripts/setup.sh
+	@PYTHON="$(PYTHON)" VENV="$(VENV)" INSTALLER="$(INSTALLER)" UV_VERSION="$(UV_VERSION)" scripts/setup.sh
 	@touch $(STAMP)
 
 course: setup  ## run every notebook headless (papermill) in a fresh workspace and print the table
@@ -88,7 +93,7 @@ refresh: setup  ## maintainers: re-execute notebooks (NB="01 02" for some) and w
 	$(PY) -m mlops_helpers.course refresh $(if $(NB),--only $(NB),)
 
 lock:  ## re-resolve requirements.in into requirements.lock (needs the package index)
-	PYTHON=$(PYTHON) scripts/lock.sh
+	PYTHON="$(PYTHON)" UV_VERSION="$(UV_VERSION)" scripts/lock.sh
 
 bench: setup  ## benchmarks, not tests: serving latency (mlflow models serve vs the course service), drift at scale
 	$(PY) benchmarks/serving_latency.py

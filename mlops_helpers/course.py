@@ -32,7 +32,7 @@ from mlops_helpers.workspace import ENV_VAR, quiet
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 KERNEL_NAME = "mlops-course"
-KERNEL_DISPLAY_NAME = "MLOps course (Python 3.11)"
+KERNEL_DISPLAY_NAME = "MLOps course"  # no Python version: the course runs on 3.11-3.13 and notebooks name it
 DEFAULT_RUN_WORKSPACE = REPO_ROOT / "workspace" / "headless"
 
 
@@ -251,6 +251,7 @@ def clean_executed(source: Path, executed: Path) -> dict:
         raise ValueError(f"{executed.name}: {len(nb.cells)} cells, but the source has {len(original.cells)}")
     nb.metadata.pop("papermill", None)
     nb.metadata["kernelspec"] = original.metadata.get("kernelspec", nb.metadata.get("kernelspec"))
+    nb.metadata["kernelspec"]["display_name"] = KERNEL_DISPLAY_NAME
     for cell, source_cell in zip(nb.cells, original.cells, strict=True):
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)

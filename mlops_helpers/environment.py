@@ -1,7 +1,8 @@
 """The pinned environment: what is pinned, what is installed, and what a logged model needs (notebooks 00, 01).
 
 ``requirements.in`` holds the course's top-level pins, ``requirements.lock`` every transitive pin (``make lock``
-writes it), ``environment.yml`` the same pins for conda users. A test keeps the three in agreement.
+writes it), ``environment.yml`` the same pins for conda users. A test keeps the three in agreement. The same pins
+serve every Python in :data:`SUPPORTED_PYTHONS`.
 
 What a logged model needs travels *with the package*: ``mlops_helpers/model-requirements.txt`` (package data, written
 from the lock by :func:`write_model_requirements`, which ``make lock`` calls; a test checks that it agrees with the
@@ -20,6 +21,10 @@ REQUIREMENTS_IN = REPO_ROOT / "requirements.in"
 REQUIREMENTS_LOCK = REPO_ROOT / "requirements.lock"
 #: The model's pins, shipped inside the package (generated from the lock: never edit by hand).
 MODEL_REQUIREMENTS = Path(__file__).resolve().parent / "model-requirements.txt"
+
+#: The Python versions the course runs on, oldest first: one ``requirements.lock`` holds on each (``make lock`` checks
+#: it); ``make setup`` takes the newest it finds (``scripts/find_python.sh``). 3.11 from 3.11.5 (soupsieve's minimum).
+SUPPORTED_PYTHONS = ((3, 11), (3, 12), (3, 13))
 
 #: What a scikit-learn model logged by the course needs to be loaded and served elsewhere.
 MODEL_PACKAGES = ("mlflow", "scikit-learn", "skops", "numpy", "pandas", "scipy")

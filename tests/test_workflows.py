@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_helpers import REPO_ROOT
+from mlops_helpers import REPO_ROOT, environment
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 CHECK = Path(sys.executable).parent / "check-jsonschema"
@@ -39,13 +39,27 @@ def test_the_schema_check_can_fail(tmp_path):
     assert done.returncode != 0
 
 
-def test_ci_runs_make_test_with_python_311():
+def test_ci_runs_make_test_on_311_and_the_course_on_the_newest_python():
     workflow = _load("ci.yml")
     triggers = workflow[True]  # PyYAML reads the key `on` as True
     assert {"push", "pull_request"} <= set(triggers)
-    steps = workflow["jobs"]["test"]["steps"]
-    assert any(s.get("with", {}).get("python-version") == "3.11" for s in steps)
-    assert any(s.get("run") == "make test" for s in steps)
+    newest = ".".join(map(str, environment.SUPPORTED_PYTHONS[-1]))
+    for job, version, commands in [
+        ("test", "3.11", ["make test PYTHON="]),
+        ("newest", newest, ["make setup PYTHON=", "make -j2 --output-sync=target unit course"]),
+    ]:
+        steps = workflow["jobs"][job]["steps"]
+        assert [s["with"]["python-version"] for s in steps if "python-version" in s.get("with", {})] == [version]
+        script = "\n".join(s.get("run", "") for s in steps)
+        assert all(command in script for command in commands), (job, script)
+        # make setup must use the Python this job set up, not the newest one the runner happens to have
+        assert "steps.python.outputs.python-path" in script
+
+
+def test_ci_run_calls_make_test_on_311_and_the_newest_leg():
+    script = (REPO_ROOT / ".ci" / "run").read_text()
+    assert 'make test PYTHON="$py311"' in script
+    assert "unit course" in script and "scripts/find_python.sh" in script
 
 
 def test_train_and_deploy_runs_the_pipeline_cli_on_push_schedule_and_by_hand():
