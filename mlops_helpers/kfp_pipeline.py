@@ -36,7 +36,6 @@ lightweight component to the cluster as the source of its function, and never ``
 """
 
 # No `from __future__ import annotations`: KFP reads the components' type annotations as real types.
-import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -282,12 +281,3 @@ def task_edges(spec: dict) -> list[tuple[str, str, str]]:
 
     walk(spec["root"]["dag"])
     return sorted(edges)
-
-
-def describe(spec: dict) -> str:
-    """A short, stable text summary of a compiled spec: tasks, their images, and the parameters with defaults."""
-    params = spec["root"]["inputDefinitions"]["parameters"]
-    lines = [f"pipeline {spec['pipelineInfo']['name']}: {len(spec['deploymentSpec']['executors'])} executors"]
-    for name, value in sorted(params.items()):
-        lines.append(f"  param {name:<16} {value['parameterType']:<14} default={json.dumps(value.get('defaultValue'))}")
-    return "\n".join(lines)
