@@ -19,8 +19,8 @@ Each module does one job; its first docstring line says which, and the notebook 
 | ``pipeline`` | the CI/CD stages, their config, the run and its CLI | 05 |
 | ``monitoring`` | drift statistics (PSI, K-S, chi-square) for whole tables | 06 |
 | ``alerting`` | Prometheus exposition, alert rules, Alertmanager config, webhook receiver | 07 |
-| ``kfp_pipeline`` | the pipeline's stages as Kubeflow components and pipeline | 08 |
-| ``kfp_runtime`` | what a Kubeflow step does around its work: MLflow child runs | 08 |
+| ``kfp_pipeline`` | the pipeline's six stages as four Kubeflow components and their pipeline | 08 |
+| ``kfp_runtime`` | what a Kubeflow step does around its work: MLflow child runs, registry put back | 08 |
 | ``release`` | the release decision: is the challenger better online? | 09 |
 | ``manifests`` | the release on a cluster: KServe and Seldon manifests | 09 |
 | ``governance`` | lineage, model cards, reproducibility (a package) and their CLI | 10 |

@@ -1,21 +1,33 @@
 """The CI/CD pipeline as Kubeflow Pipelines v2 components, with MLflow as the metadata store (notebook 08).
 
-Five lightweight components, one per stage of :mod:`mlops_helpers.pipeline`, whose functions they call rather than
-copy: ``ingest`` -> ``validate`` -> ``train`` -> ``evaluate`` -> ``register`` (the last one only when evaluation
-passed, inside a ``dsl.If``). They pass typed artifacts: the raw batch and the validated data (``Dataset``), the
-fitted model (``Model``, an MLflow model folder), the evaluation (``Metrics``), and an output parameter ``passed``.
+Four lightweight components run the six stages of :mod:`mlops_helpers.pipeline`, whose functions they call rather
+than copy: ``validate`` -> ``train`` -> ``evaluate``, then, only when evaluation passed (inside a ``dsl.If``),
+``release``, which runs the last three stages (register as ``challenger``, integration test on the served model,
+promote to ``champion``). They pass typed artifacts: the validated data and the held-out days (``Dataset``), the
+fitted model (``Model``, an MLflow model folder), the reports (``Metrics``), the integration test's prediction log
+(``Dataset``), and parameters (``parent_run_id``, the verdict ``Output``, the version).
 
-**MLflow.** ``ingest`` opens one *parent* run for the pipeline run (the first step, not the caller, creates it: on
+**Why register, test and promote share one component.** They are one transaction on the registry: when the
+integration test or the promotion refuses, the version registered a moment earlier must go and the aliases must be
+as before, as the command line guarantees. In one container that is a ``try``; split over three pods, the state
+before would have to travel between them. And each task is a process that imports MLflow (seconds each, locally and
+on a cluster) for a few registry calls.
+
+**MLflow.** ``validate`` opens one *parent* run for the pipeline run (the first step, not the caller, creates it: on
 a cluster the caller is ``kfp.Client``, which knows nothing of MLflow, and the pipeline must be complete on its
-own); every step logs a *child* run under it (``mlflow.start_run(parent_run_id=...)``) and records its verdict on
-the parent as a ``stage.N.<step>`` tag, so the MLflow UI shows the whole pipeline run as one tree. The step that
-ends the pipeline closes the parent run: ``register`` on success, ``evaluate`` on a refusal, ``validate`` on bad
-data, any step that crashes (as ``FAILED``). The tracking server comes in as the ``tracking_uri`` parameter and is
-set explicitly in every step: a step never relies on an inherited ``MLFLOW_TRACKING_URI``.
+own); every stage logs a *child* run under it (``mlflow.start_run(parent_run_id=...)``) and records its verdict on
+the parent with the command line's tag (``stage.N.<stage>``, :data:`STEPS`). The step that ends the pipeline closes
+the parent run with the command line's exit code: ``release`` on success, ``evaluate`` on a refusal, any step that
+fails (as ``FAILED``). The tracking server comes in as the ``tracking_uri`` parameter and is set explicitly in every
+step: a step never relies on an inherited ``MLFLOW_TRACKING_URI``.
 
 **Refusals.** Bad data *fails* the ``validate`` task (red in the KFP UI; nothing downstream can run on it). A model
 that is not good enough is an expected outcome, not an error: ``evaluate`` succeeds with ``passed=False`` and the
-``dsl.If`` skips ``register``.
+``dsl.If`` skips ``release``. A failed integration test fails ``release`` after putting the registry back.
+
+**Caching.** Kubeflow reuses a task's outputs when its inputs did not change. Every step here writes to MLflow or
+the registry, outside KFP's view, so caching is off for each of them: a cached ``validate`` would hand out the id of
+an old, closed parent run.
 
 **On a cluster** every component runs in :data:`IMAGE`, built from ``docker/kfp-component.Dockerfile`` (the pinned
 environment and this package). Components import what they use inside their bodies, because KFP ships a
@@ -24,7 +36,6 @@ lightweight component to the cluster as the source of its function, and never ``
 """
 
 # No `from __future__ import annotations`: KFP reads the components' type annotations as real types.
-import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -40,59 +51,36 @@ from mlops_helpers.pipeline import PipelineConfig
 #: registry the cluster can pull from and change the name accordingly).
 IMAGE = f"citybikes-mlops:{__version__}"
 PIPELINE_NAME = "citybikes-training"
-__all__ = ["IMAGE", "STEPS", "compile_pipeline", "training_pipeline"]
+__all__ = ["IMAGE", "PIPELINE_NAME", "STEPS", "compile_pipeline", "training_pipeline"]
 
 
 # --------------------------------------------------------------------------------------------------- the components
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def ingest(data_uri: str, tracking_uri: str, experiment: str, reason: str, raw: Output[Dataset]) -> NamedTuple(
-    "IngestOutputs", [("parent_run_id", str)]
-):
-    """Copy the batch into the pipeline's artifact store and open the pipeline's parent run in MLflow."""
-    import shutil
+def validate(
+    data_uri: str,
+    window_start: str,
+    window_end: str,
+    tracking_uri: str,
+    experiment: str,
+    reason: str,
+    validated: Output[Dataset],
+    report: Output[Metrics],
+) -> NamedTuple("ValidateOutputs", [("parent_run_id", str)]):
+    """Open the pipeline's parent run; check the batch against the data contract; write the typed data, or fail."""
     from collections import namedtuple
 
     import mlflow
 
-    from mlops_helpers import data, names, workspace
-    from mlops_helpers import kfp_runtime as kp
-
-    workspace.connect(tracking_uri)
-    source = kp.local_path(data_uri)
-    shutil.copyfile(source, raw.path)
-    experiment_id = (mlflow.get_experiment_by_name(experiment) or mlflow.set_experiment(experiment)).experiment_id
-    parent = mlflow.MlflowClient().create_run(
-        experiment_id,
-        run_name="kfp-pipeline",
-        tags={"pipeline.engine": "kubeflow-pipelines", names.DATA_TAG: data_uri, names.REASON_TAG: reason},
-    )
-    parent_run_id = parent.info.run_id
-    sha256 = data.sha256(raw.path)
-    raw.metadata.update({"source": data_uri, "sha256": sha256})
-    with kp.step_run(tracking_uri, parent_run_id, "ingest"):
-        mlflow.log_params({"data_uri": data_uri, "sha256": sha256})
-        mlflow.log_metric("bytes", source.stat().st_size)
-    return namedtuple("IngestOutputs", ["parent_run_id"])(parent_run_id)
-
-
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
-def validate(
-    raw: Input[Dataset],
-    window_start: str,
-    window_end: str,
-    tracking_uri: str,
-    parent_run_id: str,
-    validated: Output[Dataset],
-    report: Output[Metrics],
-):
-    """Check the batch against the data contract; write the typed data, or fail the task (and close the run)."""
-    import mlflow
-
+    from mlops_helpers import data, names
     from mlops_helpers import kfp_runtime as kp
     from mlops_helpers import pipeline as stages
 
+    source = kp.local_path(data_uri)
+    sha256 = data.sha256(source)
+    tags = {names.DATA_TAG: data_uri, names.DATA_SHA_TAG: sha256, names.REASON_TAG: reason}
+    parent_run_id = kp.open_parent_run(tracking_uri, experiment, tags)
     with kp.step_run(tracking_uri, parent_run_id, "validate"):
-        frame, result = stages.validate_data(raw.path, (window_start, window_end))
+        frame, result = stages.validate_data(source, (window_start, window_end))
         mlflow.log_dict(result.to_dict(), "reports/validation.json")
         mlflow.log_metrics({"rows": result.rows, "violations": len(result.violations)})
         report.log_metric("rows", result.rows)
@@ -100,7 +88,8 @@ def validate(
         if frame is None:
             raise stages.StageRefused("validate", result.verdict(), result.to_dict())
         frame.to_parquet(validated.path)
-        validated.metadata.update({"rows": len(frame), "format": "parquet"})
+        validated.metadata.update({"rows": len(frame), "format": "parquet", "source": data_uri, "sha256": sha256})
+    return namedtuple("ValidateOutputs", ["parent_run_id"])(parent_run_id)
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -162,7 +151,9 @@ def evaluate(
     from mlops_helpers.registry import Registry
 
     with kp.step_run(tracking_uri, parent_run_id, "evaluate"):
-        candidate = mlflow.pyfunc.load_model(model.path)
+        # suppress_warnings: skip comparing the model's requirements with this environment (about 1 s): train
+        # saved it a moment ago in this same image
+        candidate = mlflow.pyfunc.load_model(model.path, suppress_warnings=True)
         registry = Registry(model_name)
         champion_version = registry.get(CHAMPION)
         champion = registry.load(champion_version.version) if champion_version is not None else None
@@ -170,11 +161,11 @@ def evaluate(
         mlflow.log_dict(asdict(result), "reports/evaluation.json")
         mlflow.set_tag("verdict", result.verdict())
         mlflow.log_metric("holdout_rmse", result.candidate_rmse)
-        metrics.log_metric("holdout_rmse", round(result.candidate_rmse, 4))
+        metrics.log_metric("holdout_rmse", result.candidate_rmse)
         if result.champion_rmse is not None:
             mlflow.log_metric("champion_holdout_rmse", result.champion_rmse)
             mlflow.set_tag("champion_version", champion_version.version)
-            metrics.log_metric("champion_holdout_rmse", round(result.champion_rmse, 4))
+            metrics.log_metric("champion_holdout_rmse", result.champion_rmse)
         mlflow.MlflowClient().set_tag(parent_run_id, kp.step_tag("evaluate"), "passed" if result.passed else "refused")
     if not result.passed:  # the end of this pipeline run: nothing is registered
         kp.close_parent(parent_run_id, "FINISHED", stages.EXIT_CODES["evaluate"])
@@ -182,31 +173,52 @@ def evaluate(
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def register(model: Input[Model], model_name: str, reason: str, tracking_uri: str, parent_run_id: str) -> str:
-    """Register the model, mark it ``challenger``, promote it to ``champion``; on any error put the registry back."""
-    import mlflow
+def release(
+    model: Input[Model],
+    holdout: Input[Dataset],
+    model_name: str,
+    reason: str,
+    tracking_uri: str,
+    parent_run_id: str,
+    served: Output[Dataset],
+) -> str:
+    """Register the model as ``challenger``, test it served on loopback, promote it to ``champion``: notebook 05's
+    last three stages, one child run each. A refusal or failure in any of them puts the registry back as it was."""
+    from pathlib import Path
 
+    import mlflow
+    import pandas as pd
+
+    from mlops_helpers import data, workspace
     from mlops_helpers import kfp_runtime as kp
     from mlops_helpers import pipeline as stages
     from mlops_helpers.names import PIPELINE_RUN_TAG
     from mlops_helpers.registry import Registry
 
-    with kp.step_run(tracking_uri, parent_run_id, "register"):
-        registry = Registry(model_name)
-        before = registry.state()
-        try:
+    workspace.connect(tracking_uri)
+    registry = Registry(model_name)
+    with kp.restoring(registry, registry.state()):
+        with kp.step_run(tracking_uri, parent_run_id, "register"):
             version = registry.register(model.metadata["model_uri"], reason, tags={PIPELINE_RUN_TAG: parent_run_id})
-            moved = registry.promote(version, reason)
-        except Exception:
-            registry.restore(before, "restored: register failed")
-            raise
-        mlflow.log_dict(moved, "reports/aliases.json")
+        with kp.step_run(tracking_uri, parent_run_id, "integration"):
+            example, _ = data.xy(pd.read_parquet(holdout.path).head(3))
+            expected = mlflow.pyfunc.load_model(model.path, suppress_warnings=True).predict(example)
+            failures = stages.integration_test(f"models:/{model_name}/{version}", example, expected, Path(served.path))
+            mlflow.log_artifact(served.path, "reports")
+            if failures:
+                raise stages.StageRefused("integration", "; ".join(failures), {"failures": failures})
+        with kp.step_run(tracking_uri, parent_run_id, "promote"):
+            mlflow.log_dict(registry.promote(version, reason), "reports/aliases.json")
+    served.metadata.update({"model_uri": f"models:/{model_name}/{version}", "format": "jsonl"})
     kp.close_parent(parent_run_id, "FINISHED", stages.EXIT_CODES["promoted"], promoted=True)
-    return str(version)
+    return version
 
 
 # ------------------------------------------------------------------------------------------------------ the pipeline
-@dsl.pipeline(name=PIPELINE_NAME, description="CityBikes: ingest, validate, train, evaluate, register (if better).")
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="CityBikes: validate, train, evaluate; if it passed: register, integration test, promote.",
+)
 def training_pipeline(
     data_uri: str,
     tracking_uri: str,
@@ -220,39 +232,17 @@ def training_pipeline(
     min_improvement: float = PipelineConfig.default("min_improvement"),
     reason: str = "kubeflow pipeline run",
 ):
-    ingested = ingest(data_uri=data_uri, tracking_uri=tracking_uri, experiment=experiment, reason=reason)
-    run_id = ingested.outputs["parent_run_id"]
-    checked = validate(
-        raw=ingested.outputs["raw"],
-        window_start=window_start,
-        window_end=window_end,
-        tracking_uri=tracking_uri,
-        parent_run_id=run_id,
-    )
-    trained = train(
-        validated=checked.outputs["validated"],
-        family=family,
-        holdout_days=holdout_days,
-        tracking_uri=tracking_uri,
-        parent_run_id=run_id,
-    )
-    evaluated = evaluate(
-        model=trained.outputs["model"],
-        holdout=trained.outputs["holdout"],
-        model_name=model_name,
-        max_rmse=max_rmse,
-        min_improvement=min_improvement,
-        tracking_uri=tracking_uri,
-        parent_run_id=run_id,
-    )
+    checked = validate(data_uri=data_uri, window_start=window_start, window_end=window_end,
+                       tracking_uri=tracking_uri, experiment=experiment, reason=reason)  # fmt: skip
+    run = {"tracking_uri": tracking_uri, "parent_run_id": checked.outputs["parent_run_id"]}  # every step logs there
+    trained = train(validated=checked.outputs["validated"], family=family, holdout_days=holdout_days, **run)
+    model, held_out = trained.outputs["model"], trained.outputs["holdout"]
+    evaluated = evaluate(model=model, holdout=held_out, model_name=model_name, max_rmse=max_rmse,
+                         min_improvement=min_improvement, **run)  # fmt: skip
     with dsl.If(evaluated.outputs["Output"] == True, name="evaluation-passed"):  # noqa: E712 (a KFP condition)
-        register(
-            model=trained.outputs["model"],
-            model_name=model_name,
-            reason=reason,
-            tracking_uri=tracking_uri,
-            parent_run_id=run_id,
-        )
+        released = release(model=model, holdout=held_out, model_name=model_name, reason=reason, **run)
+    for task in (checked, trained, evaluated, released):
+        task.set_caching_options(enable_caching=False)  # each writes to MLflow or the registry, unseen by KFP
 
 
 def compile_pipeline(path: str | Path, **parameter_defaults) -> Path:
@@ -291,12 +281,3 @@ def task_edges(spec: dict) -> list[tuple[str, str, str]]:
 
     walk(spec["root"]["dag"])
     return sorted(edges)
-
-
-def describe(spec: dict) -> str:
-    """A short, stable text summary of a compiled spec: tasks, their images, and the parameters with defaults."""
-    params = spec["root"]["inputDefinitions"]["parameters"]
-    lines = [f"pipeline {spec['pipelineInfo']['name']}: {len(spec['deploymentSpec']['executors'])} executors"]
-    for name, value in sorted(params.items()):
-        lines.append(f"  param {name:<16} {value['parameterType']:<14} default={json.dumps(value.get('defaultValue'))}")
-    return "\n".join(lines)

@@ -8,6 +8,7 @@ Figures are small (dpi 80) so committed notebooks stay light.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import pandas as pd
@@ -98,48 +99,105 @@ def weekly_series(
     return fig
 
 
+#: The lineage drawing's geometry, in data units (one column or row per unit): box size, and the gap between the
+#: alias and the deployment blocks that share the last column.
+BOX_WIDTH, BOX_HEIGHT, BLOCK_GAP = 0.56, 0.78, 0.3
+#: Columns of the lineage drawing, upstream first: aliases and deployments share the last one (both hang off a
+#: version, and in columns of their own the edges to one would cross the other).
+LINEAGE_COLUMNS = (("data file",), ("dataset",), ("run",), ("logged model",), ("version",), ("alias", "deployment"))
+
+
+def lineage_layout(graph) -> dict[str, tuple[float, float]]:
+    """Where :func:`lineage_graph` puts each node: ``{node id: (x, y)}``, the box centres in data units.
+
+    One column per entry of :data:`LINEAGE_COLUMNS` (the ones with nodes), nodes in ``node_order`` from the top, each
+    column centred on the tallest one.
+    """
+    from mlops_helpers.governance.lineage import node_order
+
+    nodes = sorted(graph.nodes.values(), key=node_order)
+    columns = [[[n for n in nodes if n.kind == kind] for kind in kinds] for kinds in LINEAGE_COLUMNS]
+    columns = [[block for block in column if block] for column in columns]
+    columns = [column for column in columns if column]
+    heights = [sum(len(block) for block in column) + BLOCK_GAP * (len(column) - 1) for column in columns]
+    top = max(heights, default=1.0)
+    where = {}
+    for x, (column, height) in enumerate(zip(columns, heights, strict=True)):
+        y = top - (top - height) / 2 - 0.5
+        for block in column:
+            for node in block:
+                where[node.id] = (float(x), y)
+                y -= 1.0
+            y -= BLOCK_GAP
+    return where
+
+
 def lineage_graph(graph, title: str | None = None):
-    """A lineage graph (``governance.lineage.Lineage``, notebook 10): one column per kind, upstream on the left."""
+    """A lineage graph (``governance.lineage.Lineage``, notebook 10): one column per kind, upstream on the left.
+
+    Every node is a box of the same size (its label wrapped to fit), coloured by kind; every edge an arrow from the
+    right side of its source's box to the left side of its target's, labelled with the relation. An alias that
+    pointed at a version once but not now is dashed.
+    """
     import matplotlib.pyplot as plt
 
-    from mlops_helpers.governance.lineage import KINDS, node_order
+    from mlops_helpers.governance.lineage import KINDS
 
-    kinds = [k for k in KINDS if any(n.kind == k for n in graph.nodes.values())]
-    columns = {k: sorted((n for n in graph.nodes.values() if n.kind == k), key=node_order) for k in kinds}
-    height = max(len(c) for c in columns.values()) if columns else 1
-    fig, ax = plt.subplots(figsize=(2.0 * max(len(kinds), 1), 1.0 * height + 1.0), dpi=80, layout="constrained")
+    where = lineage_layout(graph)
+    ncols = 1 + int(max((x for x, _ in where.values()), default=0))
+    nrows = max((y for _, y in where.values()), default=0.0) + 1.0
+    fig, ax = plt.subplots(figsize=(2.1 * ncols, 0.85 * nrows + 0.6), dpi=DPI, layout="constrained")
     plt.close(fig)  # shown once, as the value the cell returns
-    where = {}
-    for x, kind in enumerate(kinds):
-        column = columns[kind]
-        for i, node in enumerate(column):
-            where[node.id] = (x, (height - 1) / 2 - i + (len(column) - 1) / 2)
+    fan_out = Counter(edge.source for edge in graph.edges)
+    fan_in = Counter(edge.target for edge in graph.edges)
     for edge in graph.edges:
-        (x0, y0), (x1, y1) = where[edge.source], where[edge.target]
-        past = edge.relation.endswith("before")  # an alias that pointed here once: dashed
-        arrow = {"arrowstyle": "->", "color": "0.55", "lw": 0.8, "linestyle": "--" if past else "-"}
-        ax.annotate("", xy=(x1 - 0.4, y1), xytext=(x0 + 0.4, y0), arrowprops=arrow)
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.08, edge.relation, ha="center", va="bottom", fontsize=6, color="0.4")
-    colors = dict(zip(KINDS, plt.get_cmap("tab10").colors, strict=False))
+        # the label where the arrows of a fan are furthest apart: near the targets of a fan-out, near the sources of
+        # a fan-in
+        at = 0.62 if fan_out[edge.source] > 1 else 0.38 if fan_in[edge.target] > 1 else 0.5
+        _lineage_edge(ax, where[edge.source], where[edge.target], edge.relation, at)
+    colours = dict(zip(KINDS, plt.get_cmap("tab10").colors, strict=False))
     for node_id, (x, y) in where.items():
         node = graph.nodes[node_id]
-        ax.text(
-            x, y, _wrap(node.label), ha="center", va="center", fontsize=7,
-            bbox={"boxstyle": "round,pad=0.3", "facecolor": colors[node.kind], "alpha": 0.25, "edgecolor": "0.4"},
-        )  # fmt: skip
-    for x, kind in enumerate(kinds):
-        ax.text(x, height - 0.35, kind, ha="center", va="bottom", fontsize=8, fontweight="bold")
-    ax.set(xlim=(-0.6, len(kinds) - 0.4), ylim=(-0.7, height), title=title or f"Lineage of {graph.model_name}")
+        _lineage_box(ax, x, y, node.label, colours[node.kind])
+    headers: dict[tuple[float, str], float] = {}
+    for node_id, (x, y) in where.items():
+        key = (x, graph.nodes[node_id].kind)
+        headers[key] = max(headers.get(key, y), y)
+    for (x, kind), y in headers.items():
+        ax.text(x, y + BOX_HEIGHT / 2 + 0.08, kind, ha="center", va="bottom", fontsize=11, fontweight="bold")
+    bottom = min((y for _, y in where.values()), default=0.0) - BOX_HEIGHT / 2 - 0.05
+    ax.set(xlim=(-0.5, ncols - 0.5), ylim=(bottom, nrows - 0.1), title=title or f"Lineage of {graph.model_name}")
     ax.axis("off")
     return fig
 
 
-def _wrap(text: str, width: int = 18) -> str:
-    words, lines, line = text.split(), [], ""
-    for word in words:
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return "\n".join([*lines, line])
+def _lineage_box(ax, x: float, y: float, label: str, colour) -> None:
+    from matplotlib.patches import FancyBboxPatch
+
+    corner = (x - BOX_WIDTH / 2, y - BOX_HEIGHT / 2)
+    box = FancyBboxPatch(corner, BOX_WIDTH, BOX_HEIGHT, boxstyle="round,pad=0,rounding_size=0.06",
+                         facecolor=colour, alpha=0.3, edgecolor="0.35", linewidth=1.0)  # fmt: skip
+    ax.add_patch(box)
+    ax.text(x, y, _wrap(label, 15, 4), ha="center", va="center", fontsize=10)
+
+
+def _lineage_edge(ax, source: tuple[float, float], target: tuple[float, float], relation: str, at: float) -> None:
+    """An arrow from the right side of the source box to the left side of the target box, labelled at ``at`` of its
+    length."""
+    (x0, y0), (x1, y1) = source, target
+    start, end = (x0 + BOX_WIDTH / 2, y0), (x1 - BOX_WIDTH / 2, y1)
+    style = "--" if relation.endswith("before") else "-"
+    ax.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "-|>", "color": "0.35", "lw": 1.0,
+                "linestyle": style, "shrinkA": 0, "shrinkB": 0, "mutation_scale": 12})  # fmt: skip
+    where = (start[0] + at * (end[0] - start[0]), start[1] + at * (end[1] - start[1]))
+    ax.text(*where, relation, ha="center", va="center", fontsize=8, color="0.25",
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.9})  # fmt: skip
+
+
+def _wrap(text: str, width: int, max_lines: int) -> str:
+    """``text`` on at most ``max_lines`` lines of ``width`` characters, broken after hyphens and underscores first."""
+    import re
+    import textwrap
+
+    lines = textwrap.wrap(re.sub(r"_(?=\w)", "_ ", text), width, max_lines=max_lines, placeholder="…")
+    return "\n".join(line.replace("_ ", "_") for line in lines)

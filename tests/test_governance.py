@@ -76,10 +76,44 @@ def test_links_are_not_duplicated_and_mermaid_has_every_node_and_edge():
     assert text.count("-->") == 6 and text.count('["') == 8
 
 
-def test_the_drawing_has_one_box_per_node():
-    fig = plots.lineage_graph(_graph())
-    boxes = [t for t in fig.axes[0].texts if t.get_bbox_patch() is not None]
-    assert len(boxes) == 8
+def test_the_drawing_has_one_box_per_node_and_arrows_that_touch_them():
+    from matplotlib.patches import FancyBboxPatch
+    from matplotlib.text import Annotation
+
+    g = _graph()
+    ax = plots.lineage_graph(g).axes[0]
+    where = plots.lineage_layout(g)
+    boxes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
+    centres = sorted((round(b.get_x() + b.get_width() / 2, 9), round(b.get_y() + b.get_height() / 2, 9)) for b in boxes)
+    assert centres == sorted((round(x, 9), round(y, 9)) for x, y in where.values())
+    arrows = [t for t in ax.texts if isinstance(t, Annotation)]
+    assert len(arrows) == len(g.edges)
+    for edge, arrow in zip(g.edges, arrows, strict=True):  # from the right side of one box to the left of the next
+        (x0, y0), (x1, y1) = where[edge.source], where[edge.target]
+        assert arrow.xyann == pytest.approx((x0 + plots.BOX_WIDTH / 2, y0))
+        assert arrow.xy == pytest.approx((x1 - plots.BOX_WIDTH / 2, y1))
+        assert arrow.arrow_patch.shrinkA == arrow.arrow_patch.shrinkB == 0  # touching, not stopping short
+
+
+def test_the_drawing_keeps_every_label_inside_its_box_and_readable():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    g = _graph()
+    g.add(Node("deployment:long", "deployment", "governance-september [champion]: 167 rows", {"version": "1"}))
+    g.link("version:1", "deployment:long", "served")
+    fig = plots.lineage_graph(g)
+    ax, canvas = fig.axes[0], FigureCanvasAgg(fig)
+    canvas.draw()  # lays the figure out: the extents below are the drawn ones
+    renderer = canvas.get_renderer()
+    boxes = [p.get_window_extent(renderer) for p in ax.patches]
+    labels = [t for t in ax.texts if t.get_text() and t.get_bbox_patch() is None and t.get_fontweight() == "normal"]
+    labels = [t for t in labels if t.get_fontsize() >= 9]  # the node labels (edge labels are smaller, on a patch)
+    assert len(labels) == len(g.nodes)
+    for label in labels:
+        extent = label.get_window_extent(renderer)
+        (box,) = [b for b in boxes if b.contains((extent.x0 + extent.x1) / 2, (extent.y0 + extent.y1) / 2)]
+        assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0 and extent.y1 <= box.y1, label
+    assert "167" in "".join(t.get_text() for t in labels)  # a long label is wrapped, not cut
 
 
 def test_parse_param_gives_back_the_logged_types():

@@ -18,12 +18,21 @@ def spec(tmp_path_factory):
     return kfp_pipeline.load_spec(path)
 
 
-def test_components_are_the_five_stages_and_the_condition(spec):
-    assert sorted(spec["components"]) == sorted(
-        ["comp-condition-1", *(f"comp-{step}" for step in kfp_pipeline.STEPS if step != "register"), "comp-register"]
-    )
-    assert sorted(spec["root"]["dag"]["tasks"]) == ["condition-1", "evaluate", "ingest", "train", "validate"]
-    assert list(spec["components"]["comp-condition-1"]["dag"]["tasks"]) == ["register"]
+def test_components_are_four_tasks_and_the_condition(spec):
+    assert sorted(spec["components"]) == [
+        "comp-condition-1", "comp-evaluate", "comp-release", "comp-train", "comp-validate"
+    ]  # fmt: skip
+    assert sorted(spec["root"]["dag"]["tasks"]) == ["condition-1", "evaluate", "train", "validate"]
+    assert list(spec["components"]["comp-condition-1"]["dag"]["tasks"]) == ["release"]
+
+
+def test_the_steps_are_the_command_line_stages_with_the_same_tags():
+    from mlops_helpers import kfp_runtime, pipeline
+
+    assert kfp_pipeline.STEPS == pipeline.STAGE_NAMES
+    assert [kfp_runtime.step_tag(step) for step in kfp_pipeline.STEPS] == [
+        pipeline.stage_tag(stage) for stage in pipeline.STAGE_NAMES
+    ]
 
 
 def test_parameters_have_types_and_defaults(spec):
@@ -44,36 +53,44 @@ def test_parameters_have_types_and_defaults(spec):
 
 def test_typed_artifacts_flow_along_the_edges(spec):
     edges = set(kfp_pipeline.task_edges(spec))
-    for edge in [
-        ("ingest", "raw", "validate"),
+    assert edges == {
         ("validate", "validated", "train"),
         ("train", "model", "evaluate"),
         ("train", "holdout", "evaluate"),
         ("train", "model", "condition-1"),
+        ("train", "holdout", "condition-1"),
         ("evaluate", "Output", "condition-1"),
-        ("ingest", "parent_run_id", "train"),
-    ]:
-        assert edge in edges, edge
+        *(("validate", "parent_run_id", consumer) for consumer in ("train", "evaluate", "condition-1")),
+    }
     types = {
         (comp, name): value["artifactType"]["schemaTitle"]
         for comp, body in spec["components"].items()
         for name, value in body.get("outputDefinitions", {}).get("artifacts", {}).items()
     }
-    assert types[("comp-ingest", "raw")] == types[("comp-train", "holdout")] == "system.Dataset"
+    assert types[("comp-validate", "validated")] == types[("comp-train", "holdout")] == "system.Dataset"
+    assert types[("comp-release", "served")] == "system.Dataset"
     assert types[("comp-train", "model")] == "system.Model"
     assert types[("comp-evaluate", "metrics")] == types[("comp-validate", "report")] == "system.Metrics"
 
 
 def test_registration_runs_only_when_evaluation_passed(spec):
     condition = spec["root"]["dag"]["tasks"]["condition-1"]
-    assert condition["dependentTasks"] == ["evaluate", "ingest", "train"]
+    assert condition["dependentTasks"] == ["evaluate", "train", "validate"]
     expected = "inputs.parameter_values['pipelinechannel--evaluate-Output'] == true"
     assert condition["triggerPolicy"]["condition"] == expected
 
 
+def test_no_task_is_cached(spec):
+    """Every step writes to MLflow or the registry: a cached step would skip that (and reuse a closed parent run)."""
+    tasks = {**spec["root"]["dag"]["tasks"], **spec["components"]["comp-condition-1"]["dag"]["tasks"]}
+    steps = {name: task for name, task in tasks.items() if name != "condition-1"}
+    assert sorted(steps) == ["evaluate", "release", "train", "validate"]
+    assert not any(task.get("cachingOptions", {}).get("enableCache") for task in steps.values())
+
+
 def test_executors_use_the_course_image_and_never_pip_install(spec):
     executors = spec["deploymentSpec"]["executors"]
-    assert len(executors) == 5
+    assert len(executors) == 4
     for name, executor in executors.items():
         container = executor["container"]
         assert container["image"] == kfp_pipeline.IMAGE == f"citybikes-mlops:{__version__}", name
@@ -112,3 +129,59 @@ def test_data_uri_is_a_path_or_a_file_uri(tmp_path):
     assert kfp_runtime.local_path(target.as_uri()) == target
     with pytest.raises(ValueError, match="s3://"):
         kfp_runtime.local_path("s3://bucket/batch.csv")
+
+
+class _RecordingRegistry:
+    def __init__(self) -> None:
+        self.restored: list[tuple[dict, str]] = []
+
+    def restore(self, state: dict, why: str) -> None:
+        self.restored.append((state, why))
+
+
+def test_a_refused_release_puts_the_registry_back_and_still_fails():
+    from mlops_helpers import kfp_runtime
+    from mlops_helpers.pipeline import StageRefused
+
+    before = {"exists": True, "aliases": {"champion": "1"}, "versions": [1]}
+    registry = _RecordingRegistry()
+    with pytest.raises(StageRefused), kfp_runtime.restoring(registry, before):
+        raise StageRefused("integration", "the service answered 500")
+    with pytest.raises(KeyError), kfp_runtime.restoring(registry, before):
+        raise KeyError("model_uri")
+    with kfp_runtime.restoring(registry, before):
+        pass  # nothing raised: nothing restored
+    assert registry.restored == [(before, "restored: refused at integration"), (before, "restored: the release failed")]
+
+
+@pytest.mark.filterwarnings("ignore:You may be attemping to run a task that uses custom")  # local means this venv
+def test_a_local_run_the_gate_refuses_never_releases(tmp_workspace, tmp_path, monkeypatch):
+    """kfp.local runs the pipeline; `evaluate` refuses (a threshold no model meets): `release` never runs, nothing is
+    registered, and the parent run carries the command line's verdict and exit code."""
+    import contextlib
+    import io
+
+    import mlflow
+    from kfp import local
+
+    from mlops_helpers import data, names, pipeline, workspace
+
+    monkeypatch.chdir(tmp_path)  # a new experiment on a SQLite store keeps its artifacts under ./mlruns
+    workspace.setup()
+    batch = tmp_path / "jan-may.csv"
+    data.source_batch("2011-01-01:2011-06-01").to_csv(batch, index=False)
+    uri = f"sqlite:///{tmp_path / 'kfp.db'}"  # not the workspace's database: the steps must use the parameter
+    runs = tmp_path / "runs"
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(runs), workspace_root=str(runs / "ws"))
+    with contextlib.redirect_stdout(io.StringIO()):
+        kfp_pipeline.training_pipeline(data_uri=batch.as_uri(), tracking_uri=uri, max_rmse=1.0)
+    assert not list(runs.glob("*/release"))  # the dsl.If skipped the release
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    assert client.search_registered_models() == []
+    experiment = client.get_experiment_by_name(names.KFP_EXPERIMENT)
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.mlflow.runName = 'kfp-pipeline'")
+    tags = parent.data.tags
+    assert parent.info.status == "FINISHED" and tags[names.EXIT_CODE_TAG] == str(pipeline.EXIT_CODES["evaluate"])
+    assert [tags.get(pipeline.stage_tag(s)) for s in pipeline.STAGE_NAMES] == ["passed", "passed", "refused", None,
+                                                                               None, None]  # fmt: skip
+    assert mlflow.get_experiment_by_name(names.KFP_EXPERIMENT) is None  # the workspace's database never saw it
