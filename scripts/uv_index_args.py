@@ -54,9 +54,7 @@ def uv_args(settings: dict[str, list[str]]) -> list[str]:
 
 
 def main() -> int:
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=False
-    )
+    done = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=False)
     print("\n".join(uv_args(pip_settings(done.stdout))))
     return 0
 
