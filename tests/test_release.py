@@ -411,4 +411,4 @@ def test_notebook_09_guard_rolls_back_without_prometheus(tmp_path, monkeypatch):
     cells = nbformat.read(result.output, as_version=4).cells
     text = "".join(o.get("text", "") for c in cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "FALLBACK: no Prometheus or Alertmanager here" in text
-    assert "by canary-guard: canary guard: CanaryErrorHigh: the challenger's MAE" in text
+    assert "by canary-guard: delete challenger: canary guard: CanaryErrorHigh: the challenger's MAE" in text
