@@ -34,9 +34,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pandas as pd
 
-#: The decisions, and what each one means for the release.
-DECISIONS = ("promote", "rollback", "continue")
-
 
 @dataclass(frozen=True)
 class Comparison:

@@ -1,4 +1,5 @@
-"""Releases (notebook 09): sticky routing, shadow and canary in the service, the decision test, the manifests.
+"""Releases (notebook 09): sticky routing, shadow and canary in the service, the decision tests (a planned horizon,
+daily looks), the manifests, and the notebook's canary guard without Prometheus.
 
 One workspace for the module holds two registered versions of notebook 01's runs: the best as ``champion`` and a
 ridge model (worse, and with very different predictions) as ``challenger``. The service is tested with TestClient.
