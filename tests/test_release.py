@@ -1,4 +1,5 @@
-"""Releases (notebook 09): sticky routing, shadow and canary in the service, the decision test, the manifests.
+"""Releases (notebook 09): sticky routing, shadow and canary in the service, the decision tests (a planned horizon,
+daily looks), the manifests, and the notebook's canary guard without Prometheus.
 
 One workspace for the module holds two registered versions of notebook 01's runs: the best as ``champion`` and a
 ridge model (worse, and with very different predictions) as ``challenger``. The service is tested with TestClient.
@@ -112,6 +113,115 @@ def test_bad_inputs_get_a_clear_error():
         release.compare([1], [1, 2])
     with pytest.raises(ValueError, match="groups has 2 labels"):
         release.compare([1, 2, 3], [1, 2, 3], paired=True, groups=["a", "b"])
+
+
+# -- planning, the daily unit and the sequential test --------------------------------------------------------------
+
+
+def test_days_needed_is_the_normal_formula_and_gives_its_power():
+    from scipy import stats
+
+    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
+    assert release.days_needed(10.0, 5.0) == int(np.ceil((z * 10 / 5) ** 2)) == 32
+    assert release.days_needed(10.0, -5.0) == 32  # the sign of the effect does not matter
+    # A single t-test after that many days finds a true effect of that size about as often as planned.
+    rng = np.random.default_rng(1)
+    days = rng.normal(5.0, 10.0, (4000, 32))
+    found = stats.ttest_1samp(days, 0.0, axis=1).pvalue < 0.05
+    assert 0.75 <= found.mean() <= 0.85
+    detectable = release.detectable_effect(10.0, 32)
+    assert detectable <= 5.0 < release.detectable_effect(10.0, 31)
+
+
+def test_t_paths_are_the_t_statistics_of_the_first_days():
+    from scipy import stats
+
+    x = np.random.default_rng(2).normal(3.0, 2.0, (3, 12))
+    paths = release.t_paths(x)
+    assert np.isnan(paths[:, 0]).all()
+    for k in range(2, 13):
+        assert np.allclose(paths[:, k - 1], stats.ttest_1samp(x[:, :k], 0.0, axis=1).statistic)
+
+
+def test_the_boundary_keeps_alpha_over_daily_looks_where_the_naive_test_does_not():
+    from scipy import stats
+
+    boundary = release.sequential_boundary(16, first_look=7, seed=3)
+    assert boundary > stats.t.ppf(0.975, 15)  # stricter than one look's threshold
+    assert release.sequential_boundary(16, first_look=2, seed=3) > boundary  # t of two or three days: heavy tails
+    fresh = release.peeking(16, boundary, first_look=7, seed=4)  # checked on other simulations than it was made on
+    assert abs(fresh["sequential"] - 0.05) < 0.01 and abs(fresh["single look"] - 0.05) < 0.01
+    assert fresh["naive"] > 0.1
+    heavy = release.peeking(16, boundary, first_look=7, seed=5, df=3)
+    assert heavy["sequential"] <= 0.05 < heavy["naive"]
+
+
+def test_the_plan_is_the_shortest_horizon_with_the_power_asked():
+    plan = release.plan_sequential(8.0, 7.5, first_look=7, simulations=5000, seed=6)
+    assert plan.power >= 0.8 and plan.days >= plan.fixed_days == release.days_needed(8.0, 7.5)
+    shorter = plan.days - 1
+    if shorter >= max(plan.fixed_days, plan.first_look):
+        c = release.sequential_boundary(shorter, first_look=7, simulations=5000, seed=6)
+        assert release.sequential_power(shorter, 7.5 / 8.0, c, first_look=7, simulations=5000, seed=6) < 0.8
+    assert plan.boundary == release.sequential_boundary(plan.days, first_look=7, simulations=5000, seed=6)
+    with pytest.raises(ValueError, match="not enough"):
+        release.plan_sequential(8.0, 0.1, max_days=30, simulations=500)
+
+
+def test_a_daily_look_decides_only_beyond_the_boundary_and_within_the_plan():
+    plan = release.SequentialPlan(days=10, first_look=5, boundary=3.0)
+    better = [-10.0, -9.0, -11.0, -10.5, -9.5, -10.2]
+    look = release.sequential_look(better, plan)
+    mean, se = np.mean(better), np.std(better, ddof=1) / np.sqrt(6)
+    assert look.decision == "promote" and look.t == pytest.approx(mean / se)
+    assert (look.ci_low, look.ci_high) == pytest.approx((mean - 3 * se, mean + 3 * se))
+    assert release.sequential_look([-x for x in better], plan).decision == "rollback"
+    assert release.sequential_look(better[:4], plan).decision == "continue"  # before the first look
+    noise = [1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 1.5, -1.5, 0.2, -0.2]
+    assert release.sequential_look(noise[:8], plan).decision == "continue"
+    last = release.sequential_look(noise, plan)
+    assert last.decision == "rollback" and "no difference shown" in last.reason and "day 10 of 10" in last.summary()
+    with pytest.raises(ValueError, match="beyond the plan"):
+        release.sequential_look([*noise, 0.0], plan)
+    with pytest.raises(ValueError, match="finite"):
+        release.sequential_look([1.0, float("nan")], plan)
+
+
+def _labelled_log():
+    import pandas as pd
+
+    rows = []
+    for day, (champion, challenger) in {"2011-08-01": (10.0, 7.0), "2011-08-02": (20.0, 14.0)}.items():
+        for hour in range(3):
+            key = f"{day}T{hour:02d}:00"
+            rows.append({"key": key, "day": day, "variant": "champion", "served": True, "abs_error": champion + hour})
+            rows.append({"key": key, "day": day, "variant": "challenger", "served": False, "abs_error": challenger})
+    return pd.DataFrame(rows)
+
+
+def test_daily_differences_pair_within_the_day_or_compare_within_it():
+    log = _labelled_log()
+    paired = release.daily_differences(log, paired=True)
+    assert paired.to_dict() == {"2011-08-01": pytest.approx(7.0 - 11.0), "2011-08-02": pytest.approx(14.0 - 21.0)}
+    canary = log.copy()
+    canary["served"] = True  # as if each request had been answered by the variant on its row
+    assert release.daily_differences(canary, paired=False).to_dict() == pytest.approx(paired.to_dict())
+    only_champion = log[log["served"]]
+    with pytest.raises(ValueError, match="answered by both variants"):
+        release.daily_differences(only_champion, paired=False)
+    with pytest.raises(ValueError, match="join the labels first"):
+        release.daily_differences(log.drop(columns="abs_error"), paired=True)
+
+
+def test_planning_refuses_nonsense():
+    with pytest.raises(ValueError, match="sd must be positive"):
+        release.days_needed(0.0, 5.0)
+    with pytest.raises(ValueError, match="alpha and power"):
+        release.days_needed(10.0, 5.0, power=1.0)
+    with pytest.raises(ValueError, match="first_look"):
+        release.sequential_boundary(5, first_look=7)
+    with pytest.raises(ValueError, match="days must be at least 2"):
+        release.detectable_effect(10.0, 1)
 
 
 # -- the service with two variants ------------------------------------------------------------------------------------
@@ -283,3 +393,23 @@ def test_names_storage_and_seldon():
     shadow = manifests.seldon_experiment(NAME, "bikes-v1", "bikes-v2", shadow=True)
     assert shadow["spec"]["mirror"] == {"name": "bikes-v2", "percent": 100}
     assert [c["name"] for c in shadow["spec"]["candidates"]] == ["bikes-v1"]
+
+
+# -- notebook 09's guard without Prometheus ---------------------------------------------------------------------------
+
+
+def test_notebook_09_guard_rolls_back_without_prometheus(tmp_path, monkeypatch):
+    """CI installs Prometheus and Alertmanager, so the notebook's own run takes the real path; this forces the other:
+    the guard's error rule evaluated in Python and the notification posted to the same guard (about a minute and a
+    half: in an empty workspace the catch-up runs the pipeline)."""
+    import nbformat
+
+    from mlops_helpers import course
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (result,) = course.run(["09"], tmp_path / "ws", {"USE_PROMETHEUS": False})
+    assert result.status == "ok", result.error
+    cells = nbformat.read(result.output, as_version=4).cells
+    text = "".join(o.get("text", "") for c in cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "FALLBACK: no Prometheus or Alertmanager here" in text
+    assert "by canary-guard: delete challenger: canary guard: CanaryErrorHigh: the challenger's MAE" in text
