@@ -220,7 +220,7 @@ def test_the_command_line_options_are_the_config_fields_with_their_defaults():
     every = ["--data", "b.csv", "--window", "2011-01-01:2011-06-01", "--tracking-uri", "sqlite:///x.db",
              "--model-name", "other", "--experiment", "exp", "--family", "ridge", "--param", "alpha=3",
              "--holdout-days", "7", "--max-rmse", "60", "--min-improvement", "0.1", "--no-integration-test",
-             "--no-promote", "--reason", "why"]  # fmt: skip
+             "--no-promote", "--reason", "why", "--lease-wait", "5"]  # fmt: skip
     changed = vars(parser.parse_args(every))
     assert all(changed[k] != v for k, v in parsed.items()), "every option changes its field"
 
