@@ -8,7 +8,9 @@ the environment variable ``MLOPS_FAILPOINTS`` names the point, so production run
     MLOPS_FAILPOINTS="pipeline.before-register=sleep:3;pipeline.after-train=kill"
 
 Actions: ``kill`` (SIGKILL: no ``finally``, no ``atexit``, like an OOM kill or a pulled plug), ``kill@N`` (at the
-N-th time the point is reached), ``sleep:S`` (a slow writer, to make runs overlap).
+N-th time the point is reached), ``sleep:S`` (a slow writer), ``wait:PATH`` (block until the file ``PATH`` exists, at
+most :data:`WAIT_LIMIT` seconds: a test holds a run at a point while it starts another, so runs overlap exactly
+where it wants them to, whatever the machine's speed).
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ import os
 import signal
 import time
 from collections import Counter
+from pathlib import Path
 
 #: The environment variable naming the failpoints: ``NAME=ACTION`` pairs separated by ``;``.
 ENV_VAR = "MLOPS_FAILPOINTS"
+#: The longest a ``wait:PATH`` failpoint blocks (seconds).
+WAIT_LIMIT = 300.0
+ACTIONS = ("kill", "kill@", "sleep:", "wait:")
 _hits: Counter[str] = Counter()
 
 
@@ -28,8 +34,8 @@ def parse(spec: str) -> dict[str, str]:
     points = {}
     for part in filter(None, (p.strip() for p in spec.split(";"))):
         name, sep, action = part.partition("=")
-        if not sep or not (action == "kill" or action.startswith(("kill@", "sleep:"))):
-            raise ValueError(f"{ENV_VAR}: {part!r} is not NAME=kill, NAME=kill@N or NAME=sleep:SECONDS")
+        if not sep or not action.strip().startswith(ACTIONS):
+            raise ValueError(f"{ENV_VAR}: {part!r} is not NAME=kill, NAME=kill@N, NAME=sleep:SECONDS or NAME=wait:PATH")
         points[name.strip()] = action.strip()
     return points
 
@@ -45,5 +51,9 @@ def failpoint(name: str) -> None:
     _hits[name] += 1
     if action.startswith("sleep:"):
         time.sleep(float(action.removeprefix("sleep:")))
+    elif action.startswith("wait:"):
+        deadline = time.monotonic() + WAIT_LIMIT
+        while not Path(action.removeprefix("wait:")).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
     elif action == "kill" or _hits[name] == int(action.removeprefix("kill@")):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -1,6 +1,7 @@
 """The service's HTTP face: FastAPI routes that call a :class:`PredictionService`, and nothing else (notebook 04).
 
 Tests use :func:`create_app` with FastAPI's ``TestClient``; ``python -m mlops_helpers.serving`` serves it with uvicorn.
+What a request may be (its size, its media type) and where a body is parsed are in :mod:`.limits`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 from mlops_helpers.serving.contract import request_models
+from mlops_helpers.serving.limits import MAX_BODY_BYTES, RequestLimits, Worker, off_loop_route
 from mlops_helpers.serving.routing import KEY_HEADER, VARIANT_HEADER
 from mlops_helpers.serving.service import PredictionService, Refusal
 
@@ -55,8 +57,11 @@ def refusal_response(errors: list[dict], status: int = 422):
     return JSONResponse({"detail": detail}, status_code=status)
 
 
-def create_app(service: PredictionService) -> FastAPI:
-    """The FastAPI app for ``service``: ``/health``, ``/predict``, ``/metrics``, ``/routing``, ``/reload``, docs."""
+def create_app(service: PredictionService, max_body: int = MAX_BODY_BYTES) -> FastAPI:
+    """The FastAPI app for ``service``: ``/health``, ``/predict``, ``/metrics``, ``/routing``, ``/reload``, docs.
+
+    Every route refuses a body over ``max_body`` bytes (413) before reading it; ``/predict`` is parsed and answered
+    on a worker thread, so a big batch does not hold up ``/health`` (see :mod:`.limits`)."""
     from fastapi import Body as BodyParam
     from fastapi import FastAPI, Request, Response
     from fastapi.exceptions import RequestValidationError
@@ -74,7 +79,9 @@ def create_app(service: PredictionService) -> FastAPI:
         redoc_url=None,
     )
     app.state.service = service
-    app.add_middleware(Measure, metrics=service.metrics)
+    app.add_middleware(RequestLimits, max_body=max_body)
+    app.add_middleware(Measure, metrics=service.metrics)  # outermost: 413 and 415 answers are counted too
+    offloop = off_loop_route(Worker())
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -106,14 +113,19 @@ def create_app(service: PredictionService) -> FastAPI:
     predict.__annotations__ = {"body": Body, "request": Request, "return": JSONResponse}
     example = {"model": ref.name, "version": ref.version, "variant": "champion", "request_id": "0" * 32,
                "predictions": [42.0]}  # fmt: skip
-    app.post(
+    app.router.add_api_route(
         "/predict",
+        predict,
+        methods=["POST"],
         response_class=JSONResponse,
+        route_class_override=offloop,
         responses={
             200: {"description": "One prediction per row", "content": {"application/json": {"example": example}}},
+            413: {"description": f"The body is over {max_body:,} bytes: refused before it is read"},
+            415: {"description": "The body is not sent as `application/json`"},
             422: {"description": "The request breaks the model's signature: `detail` names field and problem"},
         },
-    )(predict)
+    )
 
     @app.get("/routing")
     def get_routing() -> dict:
