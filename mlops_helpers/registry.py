@@ -599,7 +599,7 @@ class Registry:
                     left.append(f"@{alias} was changed by another writer: left on {_where(now.get(alias))}")
                     continue
                 self._change("delete" if want is None else "set", alias, want, why, None)
-            left += self._discard(set(state["versions"]), _own_tokens, why, record=False).left
+            left += self._discard(_own_tokens, why, record=False, keep=set(state["versions"])).left
         if not state["exists"] and self.exists() and not self.versions():
             self.client.delete_registered_model(self.name)
         return left

@@ -177,6 +177,8 @@ def parse_json(body: bytes) -> Any:
                 at = _SPACE.match(text, at + 1).end()
                 if text[at] == "]":
                     return json.loads(text)  # a trailing comma: let json.loads say where
+            elif text[at] != "]":
+                return json.loads(text)  # a missing comma
         closing = _SPACE.match(text, at + 1).end()
         if text[closing:].strip() != "}":
             return json.loads(text)  # another key after the records, or trailing data
