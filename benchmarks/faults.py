@@ -243,7 +243,7 @@ class Tally:
     violations: list[str] = field(default_factory=list)
 
 
-def kill_trial(bench: Bench, rng: random.Random, run_seconds: float, tally: Tally) -> list[str]:
+def kill_trial(bench: Bench, rng: random.Random, run_seconds: float, tally: Tally) -> tuple[str, list[str]]:
     """One run, killed at a random failpoint or at a random moment."""
     registry = Registry()
     integration = rng.random() < 0.2
@@ -260,12 +260,14 @@ def kill_trial(bench: Bench, rng: random.Random, run_seconds: float, tally: Tall
         run.kill()
     outcome = run.finish()
     tally.kills += outcome.killed
+    tally.promotions += outcome.promoted is not None
     found = right_after_a_crash(registry) if outcome.killed else []
     pipeline.recover(registry)
-    return [f"{what}: {line}" for line in found + invariants(registry, [outcome])]
+    ended = "killed" if outcome.killed else f"not killed (exit {outcome.code})"
+    return f"{what}: {ended}", found + invariants(registry, [outcome])
 
 
-def overlap_trial(bench: Bench, rng: random.Random, run_seconds: float, tally: Tally) -> list[str]:
+def overlap_trial(bench: Bench, rng: random.Random, run_seconds: float, tally: Tally) -> tuple[str, list[str]]:
     """Two runs, the second started a random time after the first; sometimes one of them is killed."""
     registry = Registry()
     plans = [(rng.choice(["jan-may", "jan-jul"]), PROMOTE if rng.random() < 0.7 else REFUSE) for _ in range(2)]
@@ -282,9 +284,16 @@ def overlap_trial(bench: Bench, rng: random.Random, run_seconds: float, tally: T
     tally.kills += sum(o.killed for o in outcomes)
     found = right_after_a_crash(registry) if any(o.killed for o in outcomes) else []
     pipeline.recover(registry)
-    what = f"B {offset:.1f} s after A" + (f", {victim} killed" if victim else "")
     tally.promotions += sum(o.promoted is not None for o in outcomes)
-    return [f"{what}: {line}" for line in found + invariants(registry, outcomes)]
+    ends = ", ".join(f"{o.label} {_ending(o)}" for o in outcomes)
+    what = f"B {offset:.1f} s after A ({plans[0][0]}, {plans[1][0]}){f', {victim} to be killed' if victim else ''}"
+    return f"{what}: {ends}", found + invariants(registry, outcomes)
+
+
+def _ending(outcome: Outcome) -> str:
+    if outcome.killed:
+        return "killed"
+    return f"promoted v{outcome.promoted}" if outcome.promoted else f"exit {outcome.code}"
 
 
 def calibrate(bench: Bench) -> float:
@@ -310,11 +319,11 @@ def main(argv: list[str] | None = None) -> int:
         for trial in range(1, args.trials + 1):
             kind = rng.choice(["kill", "overlap"])
             started = time.monotonic()
-            found = (kill_trial if kind == "kill" else overlap_trial)(bench, rng, run_seconds, tally)
+            what, found = (kill_trial if kind == "kill" else overlap_trial)(bench, rng, run_seconds, tally)
             tally.trials += 1
             tally.violations += found
             verdict = "ok" if not found else "VIOLATED: " + "; ".join(found)
-            print(f"trial {trial:>3} {kind:<8} {time.monotonic() - started:5.1f} s  {verdict}", flush=True)
+            print(f"trial {trial:>3} {kind:<8} {time.monotonic() - started:5.1f} s  {what}  {verdict}", flush=True)
     print("\n| trials | kills | overlaps | promotions | violations |\n|---:|---:|---:|---:|---:|")
     print(f"| {tally.trials} | {tally.kills} | {tally.overlaps} | {tally.promotions} | {len(tally.violations)} |")
     return 1 if tally.violations else 0

@@ -415,7 +415,7 @@ def run_pipeline(config: PipelineConfig, echo: Callable[[str], Any] = print) -> 
 
     ws = workspace.connect(config.tracking_uri, config.experiment)
     registry = Registry(config.model_name)
-    result = PipelineResult(recovered=recover(registry, config.experiment))
+    result = PipelineResult(recovered=recover(registry, config.experiment, config.lease_wait))
     for line in result.recovered:
         echo(f"recovered: {line}")
 
@@ -534,21 +534,21 @@ def leftovers(registry: Registry, experiment: str = PIPELINE_EXPERIMENT) -> list
     return found
 
 
-def recover(registry: Registry, experiment: str = PIPELINE_EXPERIMENT) -> list[str]:
+def recover(registry: Registry, experiment: str = PIPELINE_EXPERIMENT, wait: float = 600.0) -> list[str]:
     """Resolve what crashed runs left, recorded in the model's audit trail; what was done, one line each.
 
     Taking the model's lease from a crashed holder undoes its unfinished alias changes and deletes its half
     registrations (see :mod:`~mlops_helpers.registry`). Then each RUNNING run of a dead process is ended as
     ``KILLED``: a challenger it registered and never finished with is removed, its versions without an alias are
     deleted, its pending logged models are marked failed, its partial uploads in a local artifact store deleted.
-    Nothing is done (and no lease taken) when nothing was left.
+    Nothing is done (and no lease taken) when nothing was left; ``wait``: seconds to wait for a live lease holder.
     """
     dead = dead_runs(experiment, registry.name)
     if not registry.exists():  # no model, so no lease, no versions, no trail: only the runs to end
         return [line for run, why in dead for line in _end_dead_run(None, run, why)]
     if not dead and not registry.leftovers():
         return []
-    with registry.lease(f"recovery before a pipeline run of {registry.name}") as lease:
+    with registry.lease(f"recovery before a pipeline run of {registry.name}", wait=wait) as lease:
         done = list(lease.recovered)
         for run, why in dead:
             done += _end_dead_run(registry, run, why)

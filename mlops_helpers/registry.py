@@ -311,8 +311,11 @@ class Lease:
         with _held_lock:
             _held[self.registry.key] = self
         self._heartbeat.start()
-        if previous is not None:
-            self.recovered = self.registry._take_over(previous, stale or "")
+        try:
+            self.recovered = self.registry._take_over(previous, stale or "", self.token)
+        except BaseException:
+            self.abandon()  # half a recovery: the lease expires and the next writer does it again
+            raise
 
     def _renew(self) -> bool:
         current = self.registry._holder()
@@ -488,10 +491,12 @@ class Registry:
             model = self.client.get_registered_model(self.name)
         except MlflowException:
             return []
-        found = []
         holder = Holder.parse(model.tags.get(LEASE_TAG))
         stale = holder.stale() if holder else None
-        if holder is not None and stale:
+        if holder is not None and not stale:
+            return []  # a live writer holds it: it settled what was left before it took it, and its moves are its own
+        found = []
+        if holder is not None:
             what = "nothing to undo" if holder.done else "its unfinished changes are undone by the next writer"
             found.append(f"the lease of a crashed writer, {holder.describe()}: {stale}; {what}")
         found += [f.message() for f in self.check().findings if f.kind == "interrupted"]
@@ -635,8 +640,11 @@ class Registry:
             raise RuntimeError("an alias change outside Registry.lease(): this is a bug in the registry module")
         return held
 
-    def _change(self, action: str, alias: str, version: str | None, why: str, by: str | None) -> dict | None:
-        """Move or delete an alias, written ahead: a pending event, the move, the event confirmed."""
+    def _change(
+        self, action: str, alias: str, version: str | None, why: str, by: str | None, undoes: str | None = None
+    ) -> dict | None:
+        """Move or delete an alias, written ahead: a pending event, the move, the event confirmed. ``undoes``: the
+        lease whose change this move takes back (an undo or a recovery)."""
         lease = self._held_lease()
         model = self.client.get_registered_model(self.name)
         lease.verify(model.tags)
@@ -646,6 +654,8 @@ class Registry:
             return None
         event = {**self._event(model.tags, action, why, by, alias=alias, version=version), "from": previous}
         event["why"], event["lease"] = why, lease.token  # the field order of EVENT_FIELDS, then the lease
+        if undoes:
+            event["undoes"] = undoes
         self._write_event({**event, "state": "pending"})
         failpoint("registry.before-alias")
         try:
@@ -684,32 +694,51 @@ class Registry:
         self._write_event(event)
         return event
 
-    def _take_over(self, previous: Holder, stale: str) -> list[str]:
-        """Under a freshly taken lease: record the takeover and undo the previous holder's unfinished changes."""
-        line = f"took over the registry lease of {previous.describe()}: {stale}"
-        self.note(line)
-        if previous.done:
-            return [line]
-        who = f"{previous.by} (pid {previous.pid} on {previous.host}: {previous.why})"
-        why = f"recovered: undo the unfinished changes of {who}"
-        undone = self._undo(previous.token, why, record=True)
-        return [line, *undone.done, *undone.left]
+    def _take_over(self, previous: Holder | None, stale: str, token: str) -> list[str]:
+        """Under a freshly taken lease (``token``): record the takeover and undo the unfinished changes of the
+        previous holder, and of any writer whose move was left pending without a lease (its tag deleted by hand)."""
+        lines: list[str] = []
+        if previous is not None:
+            lines.append(f"took over the registry lease of {previous.describe()}: {stale}")
+            self.note(lines[-1])
+            if not previous.done:
+                who = f"{previous.by} (pid {previous.pid} on {previous.host}: {previous.why})"
+                undone = self._undo(previous.token, f"recovered: undo the unfinished changes of {who}", record=True)
+                lines += undone.done + undone.left
+        seen = {token, previous.token if previous else None}
+        orphans = {e.get("lease") for e in self.events() if e.get("state") == "pending"} - seen - {None}
+        for orphan in sorted(orphans):
+            lines.append(f"a move left pending by writer {orphan[:8]}, which holds no lease: settled and undone")
+            self.note(lines[-1])
+            undone = self._undo(orphan, "recovered: undo the changes of a writer that left a move pending", True)
+            lines += undone.done + undone.left
+        return lines
 
-    def _undo(self, token: str, why: str, record: bool = False) -> Undo:
+    def _undo(self, token: str, why: str, record: bool = False, seen: frozenset[str] = frozenset()) -> Undo:
         """Put back the alias changes made under lease ``token`` where the registry still shows them, then delete the
-        versions it registered that no alias points at (recorded as ``recover`` events when ``record``)."""
+        versions it registered that no alias points at (recorded as ``recover`` events when ``record``).
+
+        Its own undo moves (events with ``undoes``) are not reverted but finished: a writer that crashed while
+        undoing someone's changes has them undone to the end, never put back."""
         model = self.client.get_registered_model(self.name)
         aliases = {alias: str(v) for alias, v in model.aliases.items()}
         moves = self._settle_pending([e for e in _parse_events(model.tags) if e.get("lease") == token], aliases)
         result = Undo()
-        for alias, (original, left_on) in net_changes(moves).items():
+        changes = net_changes([e for e in moves if not e.get("undoes")])
+        for alias, (original, left_on) in changes.items():
             now = aliases.get(alias)
+            if now == original:
+                continue  # already as it was
             if now != left_on:
                 result.left.append(f"@{alias} is on {_where(now)}, not on {_where(left_on)} where the undone writer "
                                    "left it: someone changed it since, so it is left alone")  # fmt: skip
-            elif original != now:
-                self._change("delete" if original is None else "set", alias, original, why, None)
-                result.done.append(f"@{alias} back on {_where(original)} (was {_where(now)})")
+                continue
+            self._change("delete" if original is None else "set", alias, original, why, None, undoes=token)
+            result.done.append(f"@{alias} back on {_where(original)} (was {_where(now)})")
+        for other in sorted({e["undoes"] for e in moves if e.get("undoes")} - {token} - seen):
+            finished = self._undo(other, why, record, seen | {token})
+            result.done += finished.done
+            result.left += finished.left
         discarded = self._discard({token}, why, record)
         return Undo(result.done + discarded.done, result.left + discarded.left)
 

@@ -169,3 +169,21 @@ def test_the_lease_of_a_brand_new_model_does_not_leave_an_empty_model(reg):
     with fresh.lease("a refused first run"):
         assert fresh.exists()
     assert not fresh.exists()
+
+
+def test_a_pending_move_whose_lease_tag_was_deleted_by_hand_is_still_settled(reg):
+    assert _writer("r.move('champion', '3', 'killed mid-move')", "registry.after-alias=kill").returncode == -9
+    reg.client.delete_registered_model_tag(NAME, LEASE_TAG)  # someone "cleaned up" the crashed writer's lease
+    assert [line for line in reg.leftovers() if "recorded ahead but never confirmed" in line]
+    reg.move("challenger", "2", "the next writer")
+    assert reg.aliases() == {"champion": "1", "challenger": "2"}
+    assert reg.check().ok and not reg.check().findings and not reg.leftovers()
+
+
+def test_a_recovery_killed_half_way_is_finished_by_the_next_not_reverted(reg):
+    assert _writer("r.promote('3', 'killed after moving champion')", "registry.after-alias=kill@2").returncode == -9
+    assert reg.aliases() == {"champion": "3", "previous-champion": "1"}
+    assert _writer("r.recover('killed half way')", "registry.after-alias=kill@1").returncode == -9
+    assert reg.aliases() == {"champion": "3"}  # the recovery removed previous-champion, then died
+    reg.recover("the next writer")
+    assert reg.aliases() == {"champion": "1"} and reg.check().ok and not reg.leftovers()
