@@ -1,11 +1,12 @@
 """Failpoints: named places where a fault-injection test kills or slows this process on purpose (issue 21's tests).
 
-The registry and the pipeline call :func:`failpoint` at the moments a crash hurts most (between recording an alias
-move and making it, between registering a version and naming it, at every stage boundary). Nothing happens unless
+The registry and the pipeline call :func:`failpoint` at the moments a crash hurts most: ``registry.before-alias`` and
+``registry.after-alias`` (an alias move recorded ahead, before and after the move itself), ``registry.after-register``
+(a version registered, not yet named) and ``pipeline.before-<stage>`` (every stage boundary). Nothing happens unless
 the environment variable ``MLOPS_FAILPOINTS`` names the point, so production runs pay one dictionary lookup::
 
     MLOPS_FAILPOINTS="registry.after-alias=kill@2"      # SIGKILL at the second alias move of the process
-    MLOPS_FAILPOINTS="pipeline.before-register=sleep:3;pipeline.after-train=kill"
+    MLOPS_FAILPOINTS="pipeline.before-evaluate=sleep:3;pipeline.before-promote=kill"
 
 Actions: ``kill`` (SIGKILL: no ``finally``, no ``atexit``, like an OOM kill or a pulled plug), ``kill@N`` (at the
 N-th time the point is reached), ``sleep:S`` (a slow writer), ``wait:PATH`` (block until the file ``PATH`` exists, at

@@ -437,9 +437,8 @@ def run_pipeline(config: PipelineConfig, echo: Callable[[str], Any] = print) -> 
                     failpoint(f"pipeline.before-{stage.name}")
                     started = time.perf_counter()
                     record(stage.name, started, getattr(run, stage.name)())
-            except (
-                Exception
-            ) as exc:  # a refusal, or an unexpected failure of the stage it happened in: never a half state
+            # A refusal, or an unexpected failure of the stage it happened in: never a half state.
+            except Exception as exc:
                 refusal = exc if isinstance(exc, StageRefused) else None
                 name = refusal.stage if refusal else STAGE_NAMES[len(result.stages)]
                 verdict = refusal.verdict if refusal else f"{type(exc).__name__}: {exc}"

@@ -187,3 +187,19 @@ def test_a_recovery_killed_half_way_is_finished_by_the_next_not_reverted(reg):
     assert reg.aliases() == {"champion": "3"}  # the recovery removed previous-champion, then died
     reg.recover("the next writer")
     assert reg.aliases() == {"champion": "1"} and reg.check().ok and not reg.leftovers()
+
+
+def test_failpoints_parse_and_refuse_a_malformed_spec(monkeypatch):
+    from mlops_helpers import failpoints
+
+    spec = "registry.after-alias=kill@2; pipeline.before-evaluate=sleep:0.01;x=wait:/tmp/go"
+    assert failpoints.parse(spec) == {
+        "registry.after-alias": "kill@2",
+        "pipeline.before-evaluate": "sleep:0.01",
+        "x": "wait:/tmp/go",
+    }
+    with pytest.raises(ValueError, match="is not NAME=kill"):
+        failpoints.parse("registry.after-alias=explode")
+    monkeypatch.setenv(failpoints.ENV_VAR, "pipeline.before-evaluate=sleep:0.01")
+    failpoints.failpoint("pipeline.before-evaluate")  # sleeps, returns
+    failpoints.failpoint("not.named")  # nothing
