@@ -16,7 +16,7 @@ export DO_NOT_TRACK := true
 WORKSPACE ?= workspace
 PORT      ?= 5000
 
-.PHONY: help system-deps setup course lab mlflow-ui test lint format unit notebooks nbval rerun params refresh lock bench clean
+.PHONY: help system-deps setup course lab mlflow-ui test lint format unit notebooks nbval rerun params refresh lock bench faults clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -98,6 +98,10 @@ lock:  ## re-resolve requirements.in into requirements.lock (needs the package i
 bench: setup  ## benchmarks, not tests: serving latency (mlflow models serve vs the course service), drift at scale
 	$(PY) benchmarks/serving_latency.py
 	$(PY) benchmarks/drift.py
+
+TRIALS ?= 30
+faults: setup  ## fault injection: TRIALS (30) pipeline runs killed at random, or overlapping; invariants checked (~15 min)
+	$(PY) benchmarks/faults.py --trials $(TRIALS)
 
 clean:  ## remove the workspace (tracking database, artifacts, logs, executed notebooks)
 	rm -rf workspace

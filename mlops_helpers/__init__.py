@@ -12,7 +12,7 @@ Each module does one job; its first docstring line says which, and the notebook 
 | ``models`` | the model families, seeded, and how a model is logged | 01 |
 | ``processes`` | background servers on 127.0.0.1: start, wait, stop by PID | 02 |
 | ``catchup`` | catch-up cells: rebuild an earlier notebook's state so any notebook runs alone | 03 |
-| ``registry`` | aliases, versions and the audit trail of alias moves (writer and checker) | 03 |
+| ``registry`` | aliases, versions and the audit trail of alias moves (writer and checker); the write lease | 03 |
 | ``jsonl`` | append-only JSON Lines files and their reader (prediction log, alert notifications) | 04 |
 | ``serving`` | the prediction service (a package: contract, routing, log, metrics, service, app) | 04 |
 | ``validation`` | the data contract a batch must meet | 05 |
@@ -25,6 +25,7 @@ Each module does one job; its first docstring line says which, and the notebook 
 | ``manifests`` | the release on a cluster: KServe and Seldon manifests | 09 |
 | ``governance`` | lineage, model cards, reproducibility (a package) and their CLI | 10 |
 | ``course`` | the headless runner (papermill) and its CLI | all |
+| ``failpoints`` | named places where fault-injection tests kill or slow a process | tests |
 
 Importing the package is cheap and has no side effects: mlflow, evidently, kfp and matplotlib are imported only inside
 the functions (or the modules) that use them.

@@ -34,3 +34,11 @@ REASON_TAG = "pipeline.reason"
 EXIT_CODE_TAG = "pipeline.exit_code"
 #: Tag set on runs and versions a catch-up cell made (never the learner's own work).
 CATCHUP_TAG = "catchup"
+
+#: The write lease of a registered model (a registered-model tag: who may move its aliases now, until when), and the
+#: version tag naming the lease a version was registered under (so a crashed writer's half registration is found).
+LEASE_TAG = "registry.lease"
+#: Run tags of a pipeline run: the process that runs it, its last sign of life, and what a recovery did with it.
+RUN_OWNER_TAG = "pipeline.owner"
+RUN_HEARTBEAT_TAG = "pipeline.heartbeat"
+RECOVERED_TAG = "pipeline.recovered"

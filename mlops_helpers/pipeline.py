@@ -5,7 +5,8 @@ Command line (the same in a notebook, in GitHub Actions or in Jenkins)::
     python -m mlops_helpers.pipeline run --data new.csv [--window 2011-01-01:2011-06-01] [--tracking-uri URI] ...
     python -m mlops_helpers.pipeline approve --version N --by NAME --why TEXT [--model-name NAME]
     python -m mlops_helpers.pipeline rollback [--model-name NAME] [--reason TEXT]
-    python -m mlops_helpers.pipeline status [--model-name NAME]
+    python -m mlops_helpers.pipeline status [--model-name NAME]     # aliases, the lease, what crashed runs left
+    python -m mlops_helpers.pipeline recover [--model-name NAME]    # resolve what crashed runs left, now
 
 ``run --no-promote`` stops at ``challenger``; ``approve`` is the human gate after it (a deploy job behind a GitHub
 environment with required reviewers): it promotes the waiting challenger and records who approved it and why.
@@ -14,18 +15,24 @@ One list, :data:`STAGES`, drives everything a run reports: each stage prints a o
 MLflow run ``stage.N.<name>``, and has its own exit code, so a CI system shows at a glance where a run stopped. The
 command line's options are generated from :class:`PipelineConfig`, whose defaults are the course's.
 
-Every refusal leaves the registry exactly as it was: the same aliases, and no half-registered version (a version
-registered before a later stage failed is deleted again; its model stays logged on the run). The stage functions
-are plain functions over data frames and URIs; the Kubeflow components of notebook 08 call them too.
+Every refusal leaves the registry as it was: the same aliases, and no half-registered version (a version
+registered before a later stage failed is deleted again; its model stays logged on the run). Runs may overlap and
+may be killed at any instant, so a run changes the registry only while it holds the model's lease
+(:class:`~mlops_helpers.registry.Lease`, from the evaluation on: a second run waits, then evaluates against the
+champion the first one left), a refusal undoes only this run's own changes, and a run that starts first resolves
+what crashed runs left (:func:`recover`: their unfinished alias changes, half registrations, RUNNING runs, partial
+uploads), recording it in the audit trail. The stage functions are plain functions over data frames and URIs; the
+Kubeflow components of notebook 08 call them too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mlops_helpers import data, models
+from mlops_helpers.failpoints import failpoint
 from mlops_helpers.names import (
     CHALLENGER,
     CHAMPION,
@@ -45,11 +53,16 @@ from mlops_helpers.names import (
     PREVIOUS,
     PROMOTED_TAG,
     REASON_TAG,
+    RECOVERED_TAG,
+    RUN_HEARTBEAT_TAG,
+    RUN_OWNER_TAG,
 )
 from mlops_helpers.validation import BIKES_CONTRACT, DataContract, ValidationReport
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mlops_helpers.registry import Registry
+    from mlflow.entities import Run
+
+    from mlops_helpers.registry import Lease, Registry
     from mlops_helpers.workspace import Workspace
 
 
@@ -89,11 +102,12 @@ def stage_tag(name: str, steps: tuple[str, ...] = STAGE_NAMES) -> str:
 
 
 class StageRefused(Exception):
-    """A stage refused to go on. Carries the stage name, its one-line verdict and details for the report."""
+    """A stage refused to go on. Carries the stage name, its one-line verdict, details for the report, and the lines
+    printed under the verdict (what is wrong, what to do, where the report is)."""
 
-    def __init__(self, stage: str, verdict: str, details: dict | None = None) -> None:
+    def __init__(self, stage: str, verdict: str, details: dict | None = None, notes: list[str] | None = None) -> None:
         super().__init__(verdict)
-        self.stage, self.verdict, self.details = stage, verdict, details or {}
+        self.stage, self.verdict, self.details, self.notes = stage, verdict, details or {}, notes or []
 
 
 def _option(help_text: str, **cli: Any) -> dict[str, Any]:
@@ -128,6 +142,9 @@ class PipelineConfig:
     #: False stops after the integration test: the version stays ``challenger`` for a canary release (notebook 09).
     promote: bool = field(default=True, metadata=_option("stop at challenger (for a canary release)"))
     reason: str = field(default="pipeline run", metadata=_option("why: recorded with every alias move"))
+    lease_wait: float = field(
+        default=600.0, metadata=_option("seconds to wait while another run holds the registry's lease", parse=float)
+    )
 
     def __post_init__(self) -> None:
         self.data = Path(self.data)
@@ -162,6 +179,7 @@ class PipelineResult:
     run_id: str | None = None
     version: str | None = None
     promoted: bool = False
+    recovered: list[str] = field(default_factory=list)
 
     @property
     def failed_stage(self) -> str | None:
@@ -187,10 +205,11 @@ class PipelineResult:
 def validate_data(
     path: str | Path, window: tuple[str, str] | None = None, contract: DataContract = BIKES_CONTRACT
 ) -> tuple[pd.DataFrame | None, ValidationReport]:
-    """Stage 1: check the batch against the data contract; the typed frame (None when refused) and the report."""
-    raw = pd.read_csv(path)
-    report = contract.validate(raw, window)
-    if not report.ok:
+    """Stage 1: check the batch against the data contract; the typed frame (None when refused) and the report.
+
+    A file that is not a readable CSV table (empty, not UTF-8, ragged) is refused like any other violation."""
+    raw, report = contract.check_file(path, window)
+    if raw is None or not report.ok:
         return None, report
     return data.prepare_bikes(raw, source=str(path)), report
 
@@ -295,21 +314,25 @@ def _check_service(http, url: str, model_uri: str, example: pd.DataFrame, expect
 class _Run:
     """One pipeline run's working state; one method per stage, each returning its verdict or raising StageRefused."""
 
-    def __init__(self, config: PipelineConfig, ws: Workspace, registry: Registry, run_id: str) -> None:
-        self.config, self.ws, self.registry, self.run_id = config, ws, registry, run_id
+    def __init__(self, config: PipelineConfig, ws: Workspace, registry: Registry, run_id: str, echo) -> None:
+        self.config, self.ws, self.registry, self.run_id, self.echo = config, ws, registry, run_id, echo
         self.reports = ws.root / "pipeline"
         self.reports.mkdir(parents=True, exist_ok=True)
         self.version: str | None = None
         self.promoted = False
+        self.lease: Lease | None = None
+        self.leases = contextlib.ExitStack()  # the registry lease, from evaluate to the end of the run
 
     def validate(self) -> str:
         import mlflow
 
         frame, report = validate_data(self.config.data, self.config.window)
-        mlflow.log_dict(report.to_dict(), "reports/validation.json")
-        (self.reports / "validation.json").write_text(json.dumps(report.to_dict(), indent=1))
+        document = {**report.to_dict(), "data": str(self.config.data), "run_id": self.run_id}
+        path = self.reports / "validation.json"
+        path.write_text(json.dumps(document, indent=1))  # rewritten by every run, whatever it finds
+        mlflow.log_dict(document, "reports/validation.json")
         if frame is None:
-            raise StageRefused("validate", report.verdict(), report.to_dict())
+            raise StageRefused("validate", report.verdict(), report.to_dict(), [*report.explain(), f"report: {path}"])
         mlflow.set_tag(DATA_SHA_TAG, data.sha256(self.config.data))  # the file's identity, for lineage (10)
         self.frame = frame
         return report.verdict()
@@ -341,6 +364,13 @@ class _Run:
     def evaluate(self) -> str:
         import mlflow
 
+        # From here on the run may change the registry: hold its lease, so that an overlapping run waits and then
+        # evaluates against the champion this one leaves (taking it over from a crashed run undoes that run's work).
+        why = f"pipeline run {self.run_id}: {self.config.reason}"
+        lease = self.registry.lease(why, wait=self.config.lease_wait, echo=lambda line: self.echo(f"      {line}"))
+        self.lease = self.leases.enter_context(lease)
+        for line in self.lease.recovered:
+            self.echo(f"      recovered: {line}")
         champion = self.registry.get(CHAMPION)
         loaded = self.registry.load(champion.version) if champion is not None else None
         evaluation = evaluate(self.model, loaded, self.holdout, self.config.max_rmse, self.config.min_improvement)
@@ -379,9 +409,17 @@ class _Run:
         kept = f" (previous-champion -> version {previous})" if previous else ""
         return f"champion -> version {self.version}{kept}"
 
+    def undo(self, why: str) -> list[str]:
+        """Put back this run's own registry changes (a refusal); what had to be left alone, one line each."""
+        if self.lease is None:
+            return []
+        return self.lease.undo(why).left
+
 
 def run_pipeline(config: PipelineConfig, echo: Callable[[str], Any] = print) -> PipelineResult:
-    """Run every stage in order, stop at the first refusal, and leave the registry as it was when refusing."""
+    """Run every stage in order, stop at the first refusal, and undo this run's registry changes when refusing.
+
+    Before the first stage it resolves what crashed runs left (:func:`recover`)."""
     import mlflow
 
     from mlops_helpers import workspace
@@ -389,32 +427,40 @@ def run_pipeline(config: PipelineConfig, echo: Callable[[str], Any] = print) -> 
 
     ws = workspace.connect(config.tracking_uri, config.experiment)
     registry = Registry(config.model_name)
-    state_before = registry.state()
-    result = PipelineResult()
+    result = PipelineResult(recovered=recover(registry, config.experiment, config.lease_wait))
+    for line in result.recovered:
+        echo(f"recovered: {line}")
 
-    def record(name: str, started: float, verdict: str, passed: bool = True, **details: Any) -> None:
+    def record(name: str, started: float, verdict: str, passed: bool = True, notes=(), **details: Any) -> None:
         result.stages.append(StageResult(name, passed, verdict, round(time.perf_counter() - started, 2), details))
         mlflow.set_tag(stage_tag(name), "passed" if passed else "refused")
         number = f"[{len(result.stages)}/{len(STAGES)}]"
         echo(f"{number} {name:<11} {'ok     ' if passed else 'REFUSED'} {verdict}")
+        for note in notes:
+            echo(f"      {note}")
 
-    with mlflow.start_run(run_name=f"pipeline-{config.family}") as active:
+    tags = {DATA_TAG: str(config.data), REASON_TAG: config.reason, **owner_tags(config.model_name)}
+    with mlflow.start_run(run_name=f"pipeline-{config.family}", tags=tags) as active, _heartbeat(active.info.run_id):
         result.run_id = active.info.run_id
-        mlflow.set_tags({DATA_TAG: str(config.data), REASON_TAG: config.reason})
-        run = _Run(config, ws, registry, active.info.run_id)
-        try:
-            for stage in STAGES:
-                started = time.perf_counter()
-                record(stage.name, started, getattr(run, stage.name)())
-        except Exception as exc:  # a refusal, or an unexpected failure of the stage it happened in: never a half state
-            refusal = exc if isinstance(exc, StageRefused) else None
-            name = refusal.stage if refusal else STAGE_NAMES[len(result.stages)]
-            verdict = refusal.verdict if refusal else f"{type(exc).__name__}: {exc}"
-            record(name, time.perf_counter(), verdict, passed=False, **(refusal.details if refusal else {}))
-            why = f"restored: refused at {name}" if refusal else f"restored: {name} failed"
-            registry.restore(state_before, why)
-        else:
-            result.version, result.promoted = run.version, run.promoted
+        run = _Run(config, ws, registry, active.info.run_id, echo)
+        with run.leases:
+            try:
+                for stage in STAGES:
+                    failpoint(f"pipeline.before-{stage.name}")
+                    started = time.perf_counter()
+                    record(stage.name, started, getattr(run, stage.name)())
+            # A refusal, or an unexpected failure of the stage it happened in: never a half state.
+            except Exception as exc:
+                refusal = exc if isinstance(exc, StageRefused) else None
+                name = refusal.stage if refusal else STAGE_NAMES[len(result.stages)]
+                verdict = refusal.verdict if refusal else f"{type(exc).__name__}: {exc}"
+                details = refusal.details if refusal else {}
+                record(name, time.perf_counter(), verdict, False, refusal.notes if refusal else (), **details)
+                why = f"restored: refused at {name}" if refusal else f"restored: {name} failed"
+                for line in run.undo(why):
+                    echo(f"      left alone: {line}")
+            else:
+                result.version, result.promoted = run.version, run.promoted
         mlflow.set_tags({EXIT_CODE_TAG: str(result.exit_code), PROMOTED_TAG: str(result.promoted)})
     return result
 
@@ -467,6 +513,190 @@ def approve(version: str | int, by: str, why: str, registry: Registry | None = N
     return moved
 
 
+# --------------------------------------------------------------------------------------------------------- recovery
+#: Seconds between a run's heartbeats (its tag ``pipeline.heartbeat``), and how old the last one may be before a
+#: process on another host counts the run as dead (on the run's own host its PID says so at once).
+RUN_HEARTBEAT = 10.0
+RUN_STALE = 120.0
+#: The prefix MLflow's local artifact store gives a file while it is being written (hidden, renamed when complete):
+#: what a writer killed mid-upload leaves behind (a test checks it is still MLflow's).
+PARTIAL_UPLOAD = ".artifact.uploading."
+
+
+def owner_tags(model_name: str) -> dict[str, str]:
+    """The tags that say which process runs a pipeline run (and for which model), and that it is alive now."""
+    from mlops_helpers.registry import this_process
+
+    return {RUN_OWNER_TAG: json.dumps({**this_process(), "model": model_name}), RUN_HEARTBEAT_TAG: f"{time.time():.0f}"}
+
+
+@contextlib.contextmanager
+def _heartbeat(run_id: str) -> Iterator[None]:
+    """Renew the run's heartbeat tag every :data:`RUN_HEARTBEAT` seconds while the block runs."""
+    import mlflow
+
+    from mlops_helpers.registry import Heartbeat
+
+    client = mlflow.MlflowClient()
+    beat = Heartbeat(lambda: client.set_tag(run_id, RUN_HEARTBEAT_TAG, f"{time.time():.0f}"), RUN_HEARTBEAT).start()
+    try:
+        yield
+    finally:
+        beat.stop()
+
+
+def run_gone(run: Run, now: float | None = None) -> str | None:
+    """Why a RUNNING pipeline run's process is gone, or None (it runs, or it cannot be told: no owner recorded)."""
+    from mlops_helpers.registry import owner_gone
+
+    tags = run.data.tags
+    try:
+        owner = json.loads(tags[RUN_OWNER_TAG])
+    except (KeyError, ValueError):
+        return None
+    gone = owner_gone(owner)
+    if gone:
+        return f"its process (pid {owner['pid']} on {owner['host']}) is gone"
+    beat = float(tags.get(RUN_HEARTBEAT_TAG, run.info.start_time / 1000))
+    silent = (time.time() if now is None else now) - beat
+    if gone is None and silent > RUN_STALE:
+        return f"no heartbeat from {owner['host']} for {silent:.0f} s"
+    return None
+
+
+def dead_runs(experiment: str, model_name: str | None = None) -> list[tuple[Run, str]]:
+    """The experiment's RUNNING runs whose process is gone (those for ``model_name`` only, if given), and why."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs = mlflow.MlflowClient().search_runs([found.experiment_id], "attributes.status = 'RUNNING'", max_results=500)
+    dead = [(run, why) for run in runs if (why := run_gone(run))]
+    if model_name is None:
+        return dead
+    return [(run, why) for run, why in dead if json.loads(run.data.tags[RUN_OWNER_TAG]).get("model") == model_name]
+
+
+def leftovers(registry: Registry, experiment: str = PIPELINE_EXPERIMENT) -> list[str]:
+    """What crashed runs left, one line each (read only): a stale lease, interrupted alias moves, RUNNING runs of
+    dead processes with what they registered, partial uploads."""
+    found = registry.leftovers()
+    for run, why in dead_runs(experiment, registry.name):
+        run_id = run.info.run_id
+        found.append(f"pipeline run {run_id} is RUNNING, but {why}")
+        found += [
+            f"version {v.version} of run {run_id}, {_aliased(registry, v.version)}"
+            for v in _versions_of(registry, run_id)
+        ]
+        found += [f"a partial upload of run {run_id}: {path}" for path in partial_uploads(run)]
+    return found
+
+
+def recover(registry: Registry, experiment: str = PIPELINE_EXPERIMENT, wait: float = 600.0) -> list[str]:
+    """Resolve what crashed runs left, recorded in the model's audit trail; what was done, one line each.
+
+    Taking the model's lease from a crashed holder undoes its unfinished alias changes and deletes its half
+    registrations (see :mod:`~mlops_helpers.registry`). Then each RUNNING run of a dead process is ended as
+    ``KILLED``: a challenger it registered and never finished with is removed, its versions without an alias are
+    deleted, its pending logged models are marked failed, its partial uploads in a local artifact store deleted.
+    Nothing is done (and no lease taken) when nothing was left; ``wait``: seconds to wait for a live lease holder.
+    """
+    dead = dead_runs(experiment, registry.name)
+    if not registry.exists():  # no model, so no lease, no versions, no trail: only the runs to end
+        return [line for run, why in dead for line in _end_dead_run(None, run, why)]
+    if not dead and not registry.leftovers():
+        return []
+    with registry.lease(f"recovery before a pipeline run of {registry.name}", wait=wait) as lease:
+        done = list(lease.recovered)
+        for run, why in dead:
+            done += _end_dead_run(registry, run, why)
+    return done
+
+
+def _versions_of(registry: Registry, run_id: str) -> list:
+    return [v for v in registry.versions() if v.tags.get(PIPELINE_RUN_TAG) == run_id] if registry.exists() else []
+
+
+def _aliased(registry: Registry, version) -> str:
+    aliases = sorted(a for a, v in registry.aliases().items() if v == str(version))
+    return f"aliases {', '.join(aliases)}" if aliases else "no alias (a half registration)"
+
+
+def _end_dead_run(registry: Registry | None, run: Run, why: str) -> list[str]:
+    """Resolve one RUNNING run of a dead process (under the lease): its challenger and half registrations, its
+    pending logged models and partial uploads, and the run itself (``KILLED``); recorded in the audit trail."""
+    import mlflow
+
+    client, run_id = mlflow.MlflowClient(), run.info.run_id
+    done = []
+    for mv in _versions_of(registry, run_id) if registry is not None else []:
+        number = str(mv.version)
+        if registry.aliases().get(CHALLENGER) == number:
+            registry.remove(CHALLENGER, f"recovered: version {number} of pipeline run {run_id}, never finished ({why})")
+            done.append(f"removed @{CHALLENGER} from version {number}: its run never finished")
+        if number not in registry.aliases().values():
+            client.delete_model_version(registry.name, number)
+            done.append(f"deleted version {number}, registered by run {run_id} and never named")
+    done += _discard_run_outputs(client, run)
+    client.set_tag(run_id, RECOVERED_TAG, f"ended by a recovery: {why}")
+    client.set_terminated(run_id, "KILLED")
+    done.append(f"ended pipeline run {run_id} as KILLED: it was RUNNING, but {why}")
+    if registry is not None:
+        registry.note("recovered: " + "; ".join(done))
+    return done
+
+
+def _discard_run_outputs(client, run: Run) -> list[str]:
+    """Mark a dead run's pending logged models failed and delete its partial uploads (local stores only)."""
+    from mlflow.entities import LoggedModelStatus
+
+    done = []
+    for model in _logged_models(client, run):
+        if model.status == LoggedModelStatus.PENDING:
+            client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+            done.append(f"marked logged model {model.model_id} FAILED (its upload never finished)")
+    for path in partial_uploads(run, client):
+        path.unlink(missing_ok=True)
+        done.append(f"deleted the partial upload {path}")
+    return done
+
+
+def _logged_models(client, run: Run) -> list:
+    return list(client.search_logged_models([run.info.experiment_id], f"source_run_id = '{run.info.run_id}'"))
+
+
+def partial_uploads(run: Run, client=None) -> list[Path]:
+    """The hidden files a writer killed mid-upload left in a run's artifacts and its logged models' (only where
+    the artifact store is a local folder: a tracking server's store is the server's to sweep)."""
+    import mlflow
+
+    client = client or mlflow.MlflowClient()
+    roots = [run.info.artifact_uri, *(m.artifact_location for m in _logged_models(client, run))]
+    found = []
+    for uri in roots:
+        folder = _local_folder(uri)
+        if folder is not None and folder.is_dir():
+            found += sorted(folder.rglob(f"{PARTIAL_UPLOAD}*"))
+    return found
+
+
+def _local_folder(uri: str) -> Path | None:
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    return Path(uri) if not parsed.scheme else None
+
+
+def status(registry: Registry, experiment: str = PIPELINE_EXPERIMENT) -> dict[str, Any]:
+    """The registry's state, who holds its lease, and what crashed runs left (read only)."""
+    holder = registry.holder()
+    lease = None if holder is None else {"held by": holder.describe(), "stale": holder.stale()}
+    return {**registry.state(), "lease": lease, "leftovers": leftovers(registry, experiment)}
+
+
 # ------------------------------------------------------------------------------------------------- command line
 def _param(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
@@ -503,11 +733,12 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_registry_commands(sub) -> None:
-    """The subcommands that act on the registry only: approve, rollback, status."""
+    """The subcommands that act on the registry only: approve, rollback, status, recover."""
     texts = {
         "approve": "the human gate: promote the waiting challenger, recording who approved it and why",
         "rollback": "move champion back to previous-champion",
-        "status": "show the aliases",
+        "status": "show the aliases, the registry lease and what crashed runs left",
+        "recover": "resolve what crashed runs left (a run does it before its first stage)",
     }
     for name, text in texts.items():
         p = sub.add_parser(name, help=text)
@@ -515,6 +746,8 @@ def _add_registry_commands(sub) -> None:
         p.add_argument("--model-name", default=MODEL_NAME)
         if name == "rollback":
             p.add_argument("--reason", default="manual rollback")
+        elif name in ("status", "recover"):
+            p.add_argument("--experiment", default=PIPELINE_EXPERIMENT, help="the experiment of the pipeline's runs")
     approve_parser = sub.choices["approve"]
     approve_parser.add_argument("--version", required=True, help="the challenger's version number")
     approve_parser.add_argument("--by", required=True, help="who approves (recorded in the audit trail)")
@@ -563,7 +796,11 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_CODES["rollback"]
         print(f"rollback: champion -> version {moved['champion']} (previous-champion -> {moved['previous-champion']})")
         return 0
-    print(json.dumps(registry.state(), indent=1))
+    if args.command == "recover":
+        done = recover(registry, args.experiment)
+        print("\n".join(f"recovered: {line}" for line in done) or "recover: nothing was left by a crashed run")
+        return 0
+    print(json.dumps(status(registry, args.experiment), indent=1))
     return 0
 
 

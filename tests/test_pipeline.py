@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from dataclasses import fields
 
@@ -220,7 +221,7 @@ def test_the_command_line_options_are_the_config_fields_with_their_defaults():
     every = ["--data", "b.csv", "--window", "2011-01-01:2011-06-01", "--tracking-uri", "sqlite:///x.db",
              "--model-name", "other", "--experiment", "exp", "--family", "ridge", "--param", "alpha=3",
              "--holdout-days", "7", "--max-rmse", "60", "--min-improvement", "0.1", "--no-integration-test",
-             "--no-promote", "--reason", "why"]  # fmt: skip
+             "--no-promote", "--reason", "why", "--lease-wait", "5"]  # fmt: skip
     changed = vars(parser.parse_args(every))
     assert all(changed[k] != v for k, v in parsed.items()), "every option changes its field"
 
@@ -339,3 +340,109 @@ def test_approve_refuses_a_version_from_a_run_that_is_no_pipeline_run(ws, batche
     mlflow.MlflowClient().set_model_version_tag(NAME, waiting.version, "pipeline_run", by_hand.info.run_id)
     with pytest.raises(pipeline.ApprovalRefused, match="is not a finished pipeline run"):
         pipeline.approve(waiting.version, by="alice", why="looks good", registry=registry)
+
+
+# -- what crashed runs leave, and the recovery a run does first ------------------------------------------------------
+def _dead_pid() -> tuple[int, float]:
+    """The PID and start time of a process that has exited."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    born = psutil.Process(child.pid).create_time()
+    child.kill()
+    child.wait()
+    return child.pid, born
+
+
+def test_a_run_of_a_dead_process_is_found_and_its_leftovers_resolved(ws, capsys):
+    """A RUNNING run whose process is gone (no lease left: the fallback path), with an untested challenger, a half
+    registration, a pending logged model and a partial upload: status shows them, recover resolves and records them."""
+    from mlflow.entities import LoggedModelStatus
+
+    from mlops_helpers.names import PIPELINE_RUN_TAG, RUN_HEARTBEAT_TAG, RUN_OWNER_TAG
+    from mlops_helpers.registry import HOST
+
+    client = mlflow.MlflowClient()
+    before = _state()
+    pid, born = _dead_pid()
+    experiment = workspace.ensure_experiment(ws, pipeline.PIPELINE_EXPERIMENT)
+    owner = json.dumps({"host": HOST, "pid": pid, "born": born, "model": NAME})
+    run = client.create_run(experiment, tags={RUN_OWNER_TAG: owner, RUN_HEARTBEAT_TAG: "0"})
+    run_id = run.info.run_id
+    source = client.get_model_version(NAME, before["aliases"]["champion"]).source
+    for _ in range(2):
+        client.create_model_version(NAME, source, tags={PIPELINE_RUN_TAG: run_id})
+    untested, half = map(str, _state()["versions"][-2:])
+    Registry(NAME).move("challenger", untested, "the crashed run's challenger")
+    model = client.create_logged_model(experiment, source_run_id=run_id)
+    partial = pipeline._local_folder(run.info.artifact_uri) / f"{pipeline.PARTIAL_UPLOAD}x1y2"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(b"\0" * 1024)
+
+    assert pipeline.main(["status"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert any(f"run {run_id} is RUNNING, but its process (pid {pid}" in line for line in shown["leftovers"])
+    assert f"version {half} of run {run_id}, no alias (a half registration)" in shown["leftovers"]
+    assert f"version {untested} of run {run_id}, aliases challenger" in shown["leftovers"]
+    assert any(str(partial) in line for line in shown["leftovers"])
+
+    assert pipeline.main(["recover"]) == 0
+    assert "recovered: ended pipeline run" in capsys.readouterr().out
+    assert _state() == before and not partial.exists()
+    assert client.get_run(run_id).info.status == "KILLED"
+    assert client.get_logged_model(model.model_id).status == LoggedModelStatus.FAILED
+    assert pipeline.leftovers(Registry(NAME)) == [] and pipeline.dead_runs(pipeline.PIPELINE_EXPERIMENT) == []
+    note = Registry(NAME).events()[-1]
+    assert note["action"] == "recover" and run_id in note["why"]
+    assert pipeline.main(["recover"]) == 0 and "nothing was left" in capsys.readouterr().out
+
+
+def test_a_run_of_a_live_process_elsewhere_is_left_alone_until_its_heartbeat_stops():
+    from types import SimpleNamespace
+
+    from mlops_helpers.names import RUN_HEARTBEAT_TAG, RUN_OWNER_TAG
+
+    now = 1_000_000.0
+    owner = json.dumps({"host": "another-machine", "pid": 1, "born": 0.0, "model": NAME})
+
+    def run(beat: float):
+        return SimpleNamespace(data=SimpleNamespace(tags={RUN_OWNER_TAG: owner, RUN_HEARTBEAT_TAG: str(beat)}),
+                               info=SimpleNamespace(start_time=0))  # fmt: skip
+
+    assert pipeline.run_gone(run(now - 30), now) is None
+    assert "no heartbeat from another-machine" in pipeline.run_gone(run(now - pipeline.RUN_STALE - 1), now)
+    assert pipeline.run_gone(SimpleNamespace(data=SimpleNamespace(tags={}), info=None), now) is None  # no owner
+
+
+def test_the_partial_upload_prefix_is_still_mlflows():
+    from mlflow.store.artifact import local_artifact_repo
+
+    assert pipeline.PARTIAL_UPLOAD == local_artifact_repo._TEMP_ARTIFACT_PREFIX
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"", ["the batch: the file is empty (0 bytes)", "what to do: export the batch again"]),
+        (b"season,mnth\n1,Jan\n", ["day: column is missing", "expected columns: season, mnth, day"]),
+    ],
+    ids=["empty", "missing columns"],
+)
+def test_a_refused_batch_names_the_problem_the_fix_and_the_report_which_every_run_rewrites(ws, tmp_path, content, says):
+    path = tmp_path / "batch.csv"
+    path.write_bytes(content)
+    lines = []
+    result = pipeline.run_pipeline(_config(path), echo=lines.append)
+    assert result.exit_code == 10
+    report = ws.root / "pipeline" / "validation.json"
+    assert lines[-1] == f"      report: {report}"
+    for text in says:
+        assert any(text in line for line in lines), (text, lines)
+    assert json.loads(report.read_text())["ok"] is False
+    good = tmp_path / "good.csv"
+    data.source_batch("2011-01-01:2011-02-01").to_csv(good, index=False)
+    pipeline.run_pipeline(_config(good, max_rmse=1.0), echo=lines.append)  # passes validation, refused later
+    assert json.loads(report.read_text())["ok"] is True  # rewritten by the next run

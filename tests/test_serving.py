@@ -24,7 +24,8 @@ from mlops_helpers import catchup, data, processes, workspace
 from mlops_helpers.jsonl import read_jsonl
 from mlops_helpers.names import MODEL_NAME
 from mlops_helpers.serving.app import create_app
-from mlops_helpers.serving.contract import MAX_BATCH, Column, request_models
+from mlops_helpers.serving.contract import MAX_BATCH, SLICE, Column, request_models
+from mlops_helpers.serving.limits import MAX_BODY_BYTES
 from mlops_helpers.serving.predlog import PredictionLog, log_frame
 from mlops_helpers.serving.service import PredictionService, Refusal
 
@@ -393,3 +394,95 @@ def test_a_killed_service_keeps_every_answered_prediction(champion, record):
     assert server.stop() == -signal.SIGKILL
     logged = [r["request_id"] for r in read_jsonl(ws.root / "killed-service" / "predictions.jsonl")]
     assert logged == answered
+
+
+# -- request limits: refused before parsing, big bodies parsed off the event loop -----------------------------------
+
+
+@pytest.mark.parametrize(("method", "path"), [("post", "/predict"), ("put", "/routing"), ("post", "/reload")])
+def test_a_body_over_the_limit_is_refused_on_every_route_before_it_is_read(client, method, path):
+    huge = b"x" * (MAX_BODY_BYTES + 1)
+    answer = client.request(method.upper(), path, content=huge, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413
+    (error,) = answer.json()["detail"]
+    assert error["type"] == "too_large" and f"{MAX_BODY_BYTES + 1:,} bytes" in error["msg"]
+    assert f"at most {MAX_BODY_BYTES:,} bytes" in error["msg"] and "smaller batches" in error["msg"]
+
+
+def test_a_chunked_body_is_refused_once_it_passes_the_limit(client):
+    sent = []
+
+    def chunks():
+        for _ in range(MAX_BODY_BYTES // 65536 + 10):
+            sent.append(1)
+            yield b"x" * 65536
+
+    answer = client.post("/predict", content=chunks(), headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413 and "passed the limit while it was being sent" in answer.text
+
+
+def test_a_record_without_a_json_content_type_gets_415_saying_what_to_send(client, record):
+    for headers in ({}, {"Content-Type": "text/plain"}, {"Content-Type": "application/x-www-form-urlencoded"}):
+        answer = client.post("/predict", content=json.dumps(record), headers=headers)
+        assert answer.status_code == 415, headers
+        (error,) = answer.json()["detail"]
+        assert error["type"] == "unsupported_media_type" and "'Content-Type: application/json'" in error["msg"]
+    charset = client.post(
+        "/predict", content=json.dumps(record), headers={"Content-Type": "application/json; charset=utf-8"}
+    )
+    assert charset.status_code == 200
+
+
+def test_a_small_app_limit_is_stated_and_kept(champion, loaded, record, tmp_path):
+    from fastapi.testclient import TestClient
+
+    service = PredictionService(URI, log_path=tmp_path / "small.jsonl", model=loaded)
+    with TestClient(create_app(service, max_body=100)) as small:
+        assert small.post("/predict", json=record).status_code == 413
+        assert small.post("/predict", json={"hr": 1}).status_code == 422  # under the limit: parsed as before
+    assert "413" in create_app(service, max_body=100).openapi()["paths"]["/predict"]["post"]["responses"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"records": [{"a": 1}, {"b": [1, 2]} , {"c": "]"}]}',
+        '  {"records":[ {"a": 1.5e3},{"a": null} ]  }  ',
+        '{"records": []}',
+        '{"records": [{"a": 1}], "extra": 2}',
+        '{"other": [1]}',
+        "[1, 2]",
+    ],
+)
+def test_parse_json_gives_what_json_loads_gives(text, monkeypatch):
+    from mlops_helpers.serving import limits
+
+    monkeypatch.setattr(limits, "INCREMENTAL_BYTES", 0)  # parse these small bodies record by record too
+    assert limits.parse_json(text.encode()) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ['{"records": [{"a": 1},]}', '{"records": [{"a": 1} {"b": 2}]}', '{"records": [1'])
+def test_parse_json_raises_what_json_loads_raises(text, monkeypatch):
+    from mlops_helpers.serving import limits
+
+    monkeypatch.setattr(limits, "INCREMENTAL_BYTES", 0)
+    with pytest.raises(json.JSONDecodeError) as ours:
+        limits.parse_json(text.encode())
+    with pytest.raises(json.JSONDecodeError) as theirs:
+        json.loads(text)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_a_big_batch_is_validated_in_slices_with_errors_at_their_place_in_the_batch(client, frame, loaded):
+    rows = frame.to_dict(orient="records") * (MAX_BATCH // len(frame))
+    assert len(rows) > 10 * SLICE
+    answer = client.post("/predict", json={"records": rows})
+    assert answer.status_code == 200
+    assert np.allclose(answer.json()["predictions"], np.tile(loaded.predict(frame), MAX_BATCH // len(frame)))
+    broken = [dict(row) for row in rows]
+    broken[7342]["hr"] = "noon"
+    refused = client.post("/predict", json={"records": broken})
+    assert refused.status_code == 422
+    assert [e["loc"] for e in refused.json()["detail"]] == [["body", "batch", "records", 7342, "hr"]]
+    too_many = client.post("/predict", json={"records": rows + rows[:1]})
+    assert too_many.status_code == 422 and too_many.json()["detail"][0]["type"] == "too_long"

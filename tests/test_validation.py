@@ -66,3 +66,64 @@ def test_a_custom_contract():
     frame = pd.DataFrame({"x": [0.5, None, 2.0]})
     report = contract.validate(frame)
     assert [(v.column, v.check, v.rows) for v in report.violations] == [("x", "range", 1)]
+
+
+def _write(tmp_path, name: str, content: bytes):
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+def test_a_file_that_is_not_a_table_is_a_violation_that_says_where_and_what_to_do(raw, tmp_path):
+    text = raw.head(200).to_csv(index=False).encode().splitlines(keepends=True)
+    latin = [*text[:9], text[9].replace(b",clear,", b",cl\xe9ar,"), *text[10:]]
+    assert latin != text
+    cases = {
+        "empty.csv": (b"", "file", "the file is empty (0 bytes)", "a header line and at least 168 rows"),
+        "blank.csv": (b"\n \n", "file", "the file is empty (3 bytes)", "export the batch again"),
+        "latin.csv": (
+            b"".join(latin),
+            "encoding",
+            "line 10, column 'weathersit': byte 0xe9 is not UTF-8",
+            "save the file as UTF-8",
+        ),
+        "ragged.csv": (
+            b"".join([*text[:5], text[5].rstrip(b"\n") + b",9\n", *text[6:]]),
+            "format",
+            "not a table: Expected 15 fields in line 6, saw 16",
+            "as many comma-separated fields",
+        ),
+    }
+    for name, (content, check, detail, fix) in cases.items():
+        frame, report = BIKES_CONTRACT.check_file(_write(tmp_path, name, content))
+        assert frame is None and [(v.check, v.detail.split(" (the file")[0]) for v in report.violations] == [
+            (check, detail)
+        ], name
+        assert report.verdict() == f"data contract: REFUSED, the batch: {report.violations[0].detail}" + (
+            " (1 row)" if check == "encoding" else ""
+        )
+        assert any(fix in line for line in report.explain()) and report.to_dict()["what_to_do"]
+    _, missing = BIKES_CONTRACT.check_file(tmp_path / "nowhere.csv")
+    assert missing.violations[0].detail == f"no such file: {tmp_path / 'nowhere.csv'}"
+
+
+def test_a_header_without_rows_says_how_many_rows_are_needed(raw, tmp_path):
+    frame, report = BIKES_CONTRACT.check_file(_write(tmp_path, "header.csv", raw.head(0).to_csv(index=False).encode()))
+    assert frame is not None and frame.empty
+    assert report.verdict() == "data contract: REFUSED, the batch: 0 rows, at least 168 needed"
+    assert (
+        "what to do: send at least 168 hourly rows (a week); a header without rows is not a batch" in report.explain()
+    )
+
+
+def test_wrong_columns_are_named_with_the_expected_ones(raw):
+    report = BIKES_CONTRACT.validate(raw.head(300).drop(columns=["windspeed"]).assign(wind=0.1))
+    assert report.verdict() == (
+        "data contract: REFUSED, windspeed: column is missing (300 rows); "
+        "wind: column is not in the contract (300 rows)"
+    )
+    lines = report.explain()
+    assert f"expected columns: {', '.join(BIKES_CONTRACT.columns)}" in lines
+    assert "what to do: add the missing column(s)" in lines
+    assert "what to do: drop or rename the column(s) the contract does not know" in lines
+    assert report.to_dict()["expected_columns"] == list(BIKES_CONTRACT.columns)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
+import requests
 import yaml
 
-from mlops_helpers import REPO_ROOT, environment
+from mlops_helpers import REPO_ROOT, environment, processes
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 CHECK = Path(sys.executable).parent / "check-jsonschema"
@@ -101,3 +104,49 @@ def test_the_makefile_targets_the_workflows_call_exist():
     makefile = (REPO_ROOT / "Makefile").read_text()
     for target in ("setup:", "test:"):
         assert f"\n{target}" in makefile
+
+
+def _step(workflow: dict, name: str) -> dict:
+    """The step called ``name``, in whichever job holds it."""
+    found = [step for job in workflow["jobs"].values() for step in job["steps"] if step.get("name") == name]
+    assert len(found) == 1, f"expected one step {name!r}, found {len(found)}"
+    return found[0]
+
+
+def _group(pgid: int) -> list[int]:
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return members
+
+
+def test_the_throw_away_tracking_server_is_stopped_with_its_whole_process_tree(tmp_path):
+    """The workflow's own start and stop steps, run as the runner runs them: the server's group (the mlflow CLI,
+    uvicorn and its worker) is started in its own session and is gone, port and all, after the stop step."""
+    workflow = _load("train-and-deploy.yml")
+    start = _step(workflow, "Choose the tracking server")["run"]
+    stop = _step(workflow, "Stop the throw-away tracking server")["run"]
+    env = {**os.environ, "RUNNER_TEMP": str(tmp_path), "GITHUB_ENV": str(tmp_path / "github-env"),
+           "SHARED_TRACKING_URI": ""}  # fmt: skip
+    env.pop("MLFLOW_TRACKING_URI", None)
+    started = subprocess.run(["bash", "-eo", "pipefail", "-c", start], cwd=REPO_ROOT, env=env, capture_output=True,
+                             text=True, timeout=180)  # fmt: skip
+    group = int((tmp_path / "mlflow-server.pgid").read_text())
+    members = _group(group)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        uri = (tmp_path / "github-env").read_text().strip().removeprefix("MLFLOW_TRACKING_URI=")
+        assert requests.get(f"{uri}/health", timeout=10).status_code == 200
+        assert group not in {os.getpgid(os.getpid()), os.getsid(os.getpid())}  # its own group, not the step's
+        assert len(members) >= 2, members  # the CLI and uvicorn (stopping the CLI's PID alone left uvicorn serving)
+        stopped = subprocess.run(["bash", "-eo", "pipefail", "-c", stop], env=env, capture_output=True, timeout=60)
+        assert stopped.returncode == 0
+        assert processes.all_exited(members) and not _group(group)
+        assert processes.port_is_free(int(uri.rsplit(":", 1)[1]))
+    finally:
+        for pid in _group(group):
+            psutil.Process(pid).kill()

@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--challenger", default=None, help="a second variant, e.g. models:/citybikes-demand@challenger")
     parser.add_argument("--mode", choices=MODES, default=None, help="routing (default: canary with a challenger)")
     parser.add_argument("--weight", type=float, default=0.1, help="canary share of request keys (default 0.1)")
+    parser.add_argument("--max-body-bytes", type=int, default=None, help="largest request body read (default 8 MiB)")
     args = parser.parse_args(argv)
 
     import uvicorn
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     if routing.challenger is not None:
         also = f" and challenger version {routing.challenger.ref.version} ({routing.mode}, {routing.weight:.0%})"
     print(f"serving {ref.name} version {ref.version}{also} on http://{args.host}:{args.port}", flush=True)
-    uvicorn.run(create_app(service), host=args.host, port=args.port, log_level="warning", access_log=False)
+    app = create_app(service) if args.max_body_bytes is None else create_app(service, args.max_body_bytes)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The service's HTTP face: FastAPI routes that call a :class:`PredictionService`, and nothing else (notebook 04).
 
 Tests use :func:`create_app` with FastAPI's ``TestClient``; ``python -m mlops_helpers.serving`` serves it with uvicorn.
+What a request may be (its size, its media type) and where a body is parsed are in :mod:`.limits`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from mlops_helpers.serving import protocols
 from mlops_helpers.serving.contract import request_models
+from mlops_helpers.serving.limits import MAX_BODY_BYTES, RequestLimits, Worker, off_loop_route
 from mlops_helpers.serving.routing import KEY_HEADER, VARIANT_HEADER
 from mlops_helpers.serving.service import PredictionService, Refusal
 
@@ -56,8 +58,11 @@ def refusal_response(errors: list[dict], status: int = 422):
     return JSONResponse({"detail": detail}, status_code=status)
 
 
-def create_app(service: PredictionService) -> FastAPI:
-    """The FastAPI app for ``service``: ``/health``, ``/predict``, ``/metrics``, ``/routing``, ``/reload``, docs."""
+def create_app(service: PredictionService, max_body: int = MAX_BODY_BYTES) -> FastAPI:
+    """The FastAPI app for ``service``: ``/health``, ``/predict``, ``/metrics``, ``/routing``, ``/reload``, docs.
+
+    Every route refuses a body over ``max_body`` bytes (413) before reading it; ``/predict`` is parsed and answered
+    on a worker thread, so a big batch does not hold up ``/health`` (see :mod:`.limits`)."""
     from fastapi import Body as BodyParam
     from fastapi import FastAPI, Request, Response
     from fastapi.exceptions import RequestValidationError
@@ -76,7 +81,9 @@ def create_app(service: PredictionService) -> FastAPI:
         redoc_url=None,
     )
     app.state.service = service
-    app.add_middleware(Measure, metrics=service.metrics)
+    app.add_middleware(RequestLimits, max_body=max_body)
+    app.add_middleware(Measure, metrics=service.metrics)  # outermost: 413 and 415 answers are counted too
+    offloop = off_loop_route(Worker())
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -111,21 +118,26 @@ def create_app(service: PredictionService) -> FastAPI:
     predict.__annotations__ = {"body": Body, "request": Request, "return": JSONResponse}
     example = {"model": ref.name, "version": ref.version, "variant": "champion", "request_id": "0" * 32,
                "predictions": [42.0]}  # fmt: skip
-    app.post(
+    app.router.add_api_route(
         "/predict",
+        predict,
+        methods=["POST"],
         response_class=JSONResponse,
+        route_class_override=offloop,
         responses={
             200: {
                 "description": "One prediction per row",
                 "model": bodies["Predicted"],
                 "content": {"application/json": {"example": example}},
             },
+            413: {"description": f"The body is over {max_body:,} bytes: refused before it is read"},
+            415: {"description": "The body is not sent as `application/json`"},
             422: {
                 "description": "The request breaks the model's signature: `detail` names field and problem",
                 "model": bodies["Refused"],
             },
         },
-    )(predict)
+    )
 
     @app.get("/routing", response_model=bodies["RoutingState"])
     def get_routing() -> dict:
@@ -154,18 +166,19 @@ def create_app(service: PredictionService) -> FastAPI:
     def docs() -> HTMLResponse:
         return HTMLResponse(OFFLINE_DOCS.replace("{title}", app.title))
 
-    add_protocol_routes(app, service, Record)
+    add_protocol_routes(app, service, Record, offloop)
     return app
 
 
-def add_protocol_routes(app: FastAPI, service: PredictionService, record) -> None:
+def add_protocol_routes(app: FastAPI, service: PredictionService, record, offloop) -> None:
     """MLflow's scoring protocol and the Open Inference Protocol v2 (:mod:`~mlops_helpers.serving.protocols`): the
-    same service, contract, log and metrics as ``/predict``, in the bodies other clients send."""
+    same service, contract, log and metrics as ``/predict``, in the bodies other clients send. Their bodies are parsed
+    and predicted on the same worker thread as ``/predict`` (``offloop``), so a big one does not hold up ``/health``."""
     from pydantic import TypeAdapter
 
     rows_of, bodies = TypeAdapter(list[record]), protocols.models()
-    add_scoring_routes(app, service, rows_of, bodies)
-    add_v2_routes(app, service, rows_of, bodies)
+    add_scoring_routes(app, service, rows_of, bodies, offloop)
+    add_v2_routes(app, service, rows_of, bodies, offloop)
 
 
 def _json(status: int, payload: dict, answer=None):
@@ -180,7 +193,7 @@ def _errors(bodies: dict, model: str, *statuses: int) -> dict:
     return {status: {"model": bodies[model], "description": protocols.ERRORS[status]} for status in statuses}
 
 
-def add_scoring_routes(app: FastAPI, service: PredictionService, rows_of, bodies: dict) -> None:
+def add_scoring_routes(app: FastAPI, service: PredictionService, rows_of, bodies: dict, offloop) -> None:
     """``POST /invocations``, ``GET /ping``, ``GET /version``: a drop-in for ``mlflow models serve``."""
     from fastapi import Request
     from fastapi.responses import PlainTextResponse
@@ -201,7 +214,8 @@ def add_scoring_routes(app: FastAPI, service: PredictionService, rows_of, bodies
         )
 
     invocations.__annotations__ = {"request": Request}  # resolvable: the module has postponed annotations
-    app.post("/invocations", openapi_extra={"requestBody": scoring_body}, responses=responses)(invocations)
+    app.router.add_api_route("/invocations", invocations, methods=["POST"], route_class_override=offloop,
+                             openapi_extra={"requestBody": scoring_body}, responses=responses)  # fmt: skip
 
     text = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}}}
 
@@ -216,7 +230,7 @@ def add_scoring_routes(app: FastAPI, service: PredictionService, rows_of, bodies
         return VERSION
 
 
-def add_v2_routes(app: FastAPI, service: PredictionService, rows_of, bodies: dict) -> None:
+def add_v2_routes(app: FastAPI, service: PredictionService, rows_of, bodies: dict, offloop) -> None:
     """The Open Inference Protocol v2: health, server and model metadata, readiness, inference."""
     from fastapi import Request
 
@@ -257,7 +271,8 @@ def add_v2_routes(app: FastAPI, service: PredictionService, rows_of, bodies: dic
         return _json(*protocols.infer(service, rows_of, name, await request.body(), request.headers.get(KEY_HEADER)))
 
     infer.__annotations__ = {"name": str, "request": Request}
-    app.post("/v2/models/{name}/infer", openapi_extra={"requestBody": infer_body}, responses=responses)(infer)
+    app.router.add_api_route("/v2/models/{name}/infer", infer, methods=["POST"], route_class_override=offloop,
+                             openapi_extra={"requestBody": infer_body}, responses=responses)  # fmt: skip
 
 
 #: A self-contained page that renders /openapi.json (no CDN, no network): paths, parameters and schemas.
