@@ -33,9 +33,8 @@ For example, notebook 07 retrains when the error alert fires::
         --on "CityBikesErrorHigh=python -m mlops_helpers.pipeline run --data delivered.csv --reason 'alert {alertname}'"
 
 and a canary can be rolled back with ``--on "CanaryErrorHigh=python -m mlops_helpers.pipeline rollback"``. Started
-through :func:`mlops_helpers.processes.start`, which fills ``{port}`` in every argument with ``str.format``, write the
-placeholders as ``{{notification}}`` and ``{{alertname}}`` in an ``--on`` argument, or put the command in an
-``--actions`` file (notebook 07 does).
+through :func:`mlops_helpers.processes.start`, which fills in only ``{port}`` and ``{host}``, the placeholders are
+written as they are (``{notification}``, ``{alertname}``); notebook 07 puts its command in an ``--actions`` file.
 
 When the Prometheus binaries are not installed, :func:`evaluate_rules` applies the rules that compare the monitoring
 job's gauges in Python, and :func:`notification` builds the body Alertmanager would have posted.

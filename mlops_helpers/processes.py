@@ -3,7 +3,8 @@
 Every server the course starts (``mlflow server``, ``mlflow models serve``, the prediction service, Prometheus,
 Alertmanager) goes through :func:`start`:
 
-- it binds ``127.0.0.1`` on a free port (the command gets the port through a ``{port}`` placeholder);
+- it binds ``127.0.0.1`` on a free port (the command gets the port through a ``{port}`` placeholder, and the host
+  through ``{host}``; no other brace is touched, so PromQL, JSON or a receiver's ``{notification}`` pass as written);
 - :meth:`Server.wait_ready` polls until the server answers, and on a timeout or an early exit raises
   :class:`ServerError` with the tail of the server's log;
 - :meth:`Server.stop` sends SIGTERM to the process and every child it started (found by PID, in its own process
@@ -99,6 +100,12 @@ def venv_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def fill_placeholders(part: str, port: int) -> str:
+    """``part`` with ``{port}`` and ``{host}`` filled in. Nothing else changes: not ``str.format``, so other braces
+    (``{notification}`` for the alert receiver, a PromQL selector, a JSON body) need no doubling."""
+    return part.replace("{port}", str(port)).replace("{host}", HOST)
+
+
 class Server:
     """A background process listening on ``127.0.0.1:port``. Create it with :func:`start`."""
 
@@ -117,7 +124,7 @@ class Server:
         self.port = port
         self.health_path = health_path
         self.log_path = log_path
-        self.command = [part.format(port=port, host=HOST) for part in command]
+        self.command = [fill_placeholders(part, port) for part in command]
         self._env = venv_env(env)
         self._cwd = str(cwd) if cwd else None
         self.process: subprocess.Popen | None = None
@@ -282,7 +289,8 @@ def start(
 ) -> Server:
     """Start ``command`` in the background on ``127.0.0.1`` and wait until it answers.
 
-    ``command`` may contain ``{port}`` (and ``{host}``), filled with a free port unless ``port`` is given.
+    ``command`` may contain ``{port}`` (and ``{host}``), filled with a free port unless ``port`` is given; every other
+    brace is passed on as written.
     ``health_path`` is polled over HTTP (any status below 500 counts as ready); ``None`` waits for the port to accept
     connections. The log goes to ``<log_dir>/<name>.log`` (default: the workspace's ``logs/``). Use the result as a
     context manager, or call its ``stop()``::

@@ -179,10 +179,10 @@ def test_actions_are_parsed_from_the_command_line_and_a_file(tmp_path):
 
 def test_receiver_stores_notifications_runs_actions_and_refuses_garbage(tmp_path, tmp_workspace):
     out, started = tmp_path / "alerts.jsonl", tmp_path / "started.txt"
-    # --on, as notebook 09 uses it; processes.start formats {port} in every argument, hence the doubled braces
-    on = "X=" + shlex.join([sys.executable, "-c", RECORDER, str(started), "{alertname}", "0"]).replace("{", "{{")
+    # --on with a placeholder of its own: processes.start fills in only {port} and {host}
+    on = "X=" + shlex.join([sys.executable, "-c", RECORDER, str(started), "{alertname}", "0"])
     command = [sys.executable, "-m", "mlops_helpers.alerting", "receiver", "--out", str(out), "--port", "{port}",
-               "--on", on.replace("}", "}}")]  # fmt: skip
+               "--on", on]  # fmt: skip
     with processes.start(command, name="receiver", health_path="/health") as receiver:
         assert _get(receiver.url + "/health") == {"ok": True, "actions": ["X"]}
         notification = _note("X")

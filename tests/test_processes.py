@@ -46,6 +46,14 @@ def test_start_answer_and_stop(tmp_workspace):
     server.stop()  # a second stop is harmless
 
 
+def test_only_port_and_host_are_filled_in(tmp_path):
+    command = ["prog", "--port={port}", "{host}:{port}", "--reason", "alert {alertname}: {notification}",
+               '{"a": 1}', 'up{job="x"}', "{{port}}"]  # fmt: skip
+    server = processes.Server(command, name="fill", port=8123, health_path=None, log_path=tmp_path / "fill.log")
+    assert server.command == ["prog", "--port=8123", "127.0.0.1:8123", "--reason", "alert {alertname}: {notification}",
+                              '{"a": 1}', 'up{job="x"}', "{8123}"]  # fmt: skip
+
+
 def test_context_manager_stops_even_when_the_body_fails(tmp_workspace):
     with pytest.raises(RuntimeError, match="cell failed"), processes.start(HTTP_SERVER, name="http-ctx") as server:
         pid, port = server.pid, server.port
