@@ -163,7 +163,7 @@ def ensure_release(
         promoted = set(runs["run_id"]) if not runs.empty else set()
     versions = [v for v in registry.versions() if v.tags.get(PIPELINE_RUN_TAG) in promoted]
     if versions:
-        release = max(versions, key=lambda v: int(v.version)).version
+        release = str(max(versions, key=lambda v: int(v.version)).version)  # an int from SQLite: aliases are text
         if registry.aliases().get(CHAMPION) != release:
             registry.move(CHAMPION, release, "catch-up: back to the release")
     else:

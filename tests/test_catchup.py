@@ -6,6 +6,7 @@ import mlflow
 
 from mlops_helpers import catchup, workspace
 from mlops_helpers.names import MODEL_NAME
+from mlops_helpers.registry import Registry
 
 
 def test_runs_then_champion_are_rebuilt_once(tmp_workspace):
@@ -36,3 +37,8 @@ def test_release_is_built_once_and_the_alias_goes_back_to_it(tmp_workspace):
     again = catchup.ensure_release(ws, batch, ("2011-01-01", "2011-06-01"))
     assert again.version == release.version  # back to the release, nothing retrained
     assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == 2
+    registry = Registry(MODEL_NAME)
+    assert registry.events()[-1]["why"] == "catch-up: back to the release"
+    recorded = len(registry.events())
+    catchup.ensure_release(ws, batch, ("2011-01-01", "2011-06-01"))  # the champion is the release already
+    assert len(registry.events()) == recorded  # so no move, and no event that moves nothing

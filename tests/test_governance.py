@@ -312,6 +312,12 @@ def test_the_model_card_is_computed_from_the_registry_and_the_data(release):
     path = card.save_model_card(NAME, release.version, text, root=release.root)
     assert path.read_text() == text
     assert client.get_model_version(NAME, release.version).tags["model_card"].endswith("model_card.md")
+    client.set_model_version_tag(NAME, release.version, card.OWNER_TAG, "on-call@example.org")
+    try:  # a version's own owner wins over the registered model's
+        owned = card.model_card(NAME, release.version)
+    finally:
+        client.delete_model_version_tag(NAME, release.version, card.OWNER_TAG)
+    assert "- accountable: on-call@example.org\n" in owned and "team-bikes@example.org" not in owned
 
 
 def test_markdown_tables_align_numbers_and_escape_pipes():

@@ -118,19 +118,26 @@ def test_bad_inputs_get_a_clear_error():
 # -- planning, the daily unit and the sequential test --------------------------------------------------------------
 
 
-def test_days_needed_is_the_normal_formula_and_gives_its_power():
+def test_days_needed_is_the_first_day_count_whose_t_test_has_the_power():
     from scipy import stats
 
     z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
-    assert release.days_needed(10.0, 5.0) == int(np.ceil((z * 10 / 5) ** 2)) == 32
-    assert release.days_needed(10.0, -5.0) == 32  # the sign of the effect does not matter
-    # A single t-test after that many days finds a true effect of that size about as often as planned.
+    assert int(np.ceil((z * 10 / 5) ** 2)) == 32  # the normal formula: a first guess, a little optimistic
+    assert release.days_needed(10.0, 5.0) == 34
+    assert release.days_needed(10.0, -5.0) == 34  # the sign of the effect does not matter
+    assert release.t_test_power(34, 0.5) >= 0.8 > release.t_test_power(33, 0.5)
+    # Few days: the normal formula says 10, a t-test needs 12 (its power at 10 days is about 0.74).
+    assert int(np.ceil((z * 8.15 / 7.5) ** 2)) == 10 and release.days_needed(8.15, 7.5) == 12
+    # The power is what simulated t-tests find: after 12 days about 0.83, after 10 about 0.74.
     rng = np.random.default_rng(1)
-    days = rng.normal(5.0, 10.0, (4000, 32))
-    found = stats.ttest_1samp(days, 0.0, axis=1).pvalue < 0.05
-    assert 0.75 <= found.mean() <= 0.85
-    detectable = release.detectable_effect(10.0, 32)
-    assert detectable <= 5.0 < release.detectable_effect(10.0, 31)
+    for days in (10, 12):
+        sample = rng.normal(7.5, 8.15, (20_000, days))
+        found = (stats.ttest_1samp(sample, 0.0, axis=1).statistic > stats.t.ppf(0.975, days - 1)).mean()
+        assert abs(found - release.t_test_power(days, 7.5 / 8.15)) < 0.01
+    detectable = release.detectable_effect(10.0, 34)
+    assert detectable <= 5.0 < release.detectable_effect(10.0, 33)
+    assert abs(release.t_test_power(7, release.detectable_effect(1.0, 7)) - 0.8) < 1e-9
+    assert release.detectable_effect(1.0, 2) > 10  # two days detect only a huge difference
 
 
 def test_t_paths_are_the_t_statistics_of_the_first_days():
@@ -222,6 +229,8 @@ def test_planning_refuses_nonsense():
         release.sequential_boundary(5, first_look=7)
     with pytest.raises(ValueError, match="days must be at least 2"):
         release.detectable_effect(10.0, 1)
+    with pytest.raises(ValueError, match="at least 2 days"):
+        release.t_test_power(1, 1.0)
 
 
 # -- the service with two variants ------------------------------------------------------------------------------------

@@ -196,7 +196,7 @@ def _header(f: CardFacts) -> list[str]:
 
 
 def _use_and_owners(f: CardFacts) -> list[str]:
-    owners = [o for o in (f.mv.tags.get(OWNER_TAG), f.registered.tags.get(OWNER_TAG)) if o]
+    owner = _tag(OWNER_TAG, f.mv, f.registered)  # the version's owner wins over the registered model's
     actors = sorted({e["by"] for e in f.events})
     intended = _tag(INTENDED_USE_TAG, f.mv, f.registered) or "_Not recorded: set the tag `card.intended_use`._"
     return [
@@ -206,7 +206,7 @@ def _use_and_owners(f: CardFacts) -> list[str]:
         "",
         "## Owners",
         "",
-        f"- accountable: {', '.join(owners) if owners else '_not recorded: set the tag `owner`_'}",
+        f"- accountable: {owner or '_not recorded: set the tag `owner`_'}",
         f"- moved its aliases (audit trail): {', '.join(actors) if actors else 'nobody yet'}",
         "",
     ]
