@@ -1,7 +1,8 @@
 """Reading and exercise minutes per notebook, by the method the README's notebook table states.
 
 *Read*: the prose (markdown outside the solutions) at 200 words a minute plus the code outside the solutions at 5 lines
-a minute; *exercises*: the solutions' code, comments included (the learner reads them while writing), at 2 lines a minute; both rounded up to 5 minutes. Usage:
+a minute; *exercises*: the solutions' code, comments included (the learner reads them while writing), at 2 lines a
+minute; both rounded up to 5 minutes. Usage:
 ``python scripts/notebook_times.py [notebooks/NN_*.ipynb ...]``
 """
 

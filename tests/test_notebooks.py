@@ -108,6 +108,18 @@ class TestCommittedNotebook:
         assert _code_cells(nb.__class__(cells=nb.cells[solutions_at:])), "solutions are code that CI executes"
         assert "**Next:**" in markdown[-1] or path == NOTEBOOKS[-1]
 
+    def test_no_wrapped_line_reads_as_a_numbered_item(self, path):
+        """A list item's text wrapped so that a line starts with a number and a period ("   50.") renders as a nested
+        numbered list (notebook 01 once showed "...RMSE is under AX.")."""
+        for cell in _load(path).cells:
+            if cell.cell_type != "markdown":
+                continue
+            nested_list = False
+            for line in cell.source.splitlines():
+                item = re.match(r"^\s+(\d+)[.)](\s|$)", line)
+                nested_list |= bool(item) and item.group(1) == "1"
+                assert not item or nested_list, f"this wrapped line renders as list item {item.group(1)}: {line!r}"
+
     def test_asserts_what_it_teaches(self, path):
         assert sum("assert " in c.source for c in _code_cells(_load(path))) >= 3
 
