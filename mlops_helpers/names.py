@@ -32,6 +32,12 @@ DATA_SHA_TAG = "pipeline.data_sha256"
 PROMOTED_TAG = "pipeline.promoted"
 REASON_TAG = "pipeline.reason"
 EXIT_CODE_TAG = "pipeline.exit_code"
+#: Run tags of a run trained on data versioned with DVC (notebook 11): the Git repository, the commit, the path of
+#: the data in it and the hash DVC recorded for it (in ``<path>.dvc`` or ``dvc.lock``) at that commit.
+DVC_REPO_TAG = "dvc.repo"
+DVC_REV_TAG = "dvc.rev"
+DVC_PATH_TAG = "dvc.path"
+DVC_MD5_TAG = "dvc.md5"
 #: Tag set on runs and versions a catch-up cell made (never the learner's own work).
 CATCHUP_TAG = "catchup"
 
