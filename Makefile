@@ -12,6 +12,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.course-installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
+export DVC_NO_ANALYTICS := 1
 
 WORKSPACE ?= workspace
 PORT      ?= 5000
