@@ -22,6 +22,10 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS = "previous-champion"
 
+#: Notebook 11's experiment and registered model: runs of the DVC pipeline, kept apart from the pipeline's model.
+DVC_EXPERIMENT = "citybikes-dvc"
+DVC_MODEL_NAME = "citybikes-demand-dvc"
+
 #: Registered-model tags ``audit.00001``, ``audit.00002``...: one JSON event per alias move (see ``registry``).
 AUDIT_TAG_PREFIX = "audit."
 #: Version tag naming the pipeline run that registered the version.
