@@ -104,7 +104,15 @@ def weekly_series(
 BOX_WIDTH, BOX_HEIGHT, BLOCK_GAP = 0.56, 0.78, 0.3
 #: Columns of the lineage drawing, upstream first: aliases and deployments share the last one (both hang off a
 #: version, and in columns of their own the edges to one would cross the other).
-LINEAGE_COLUMNS = (("data file",), ("data version",), ("dataset",), ("run",), ("logged model",), ("version",), ("alias", "deployment"))
+LINEAGE_COLUMNS = (
+    ("data file",),
+    ("data version",),
+    ("dataset",),
+    ("run",),
+    ("logged model",),
+    ("version",),
+    ("alias", "deployment"),
+)
 
 
 def lineage_layout(graph) -> dict[str, tuple[float, float]]:

@@ -1,11 +1,11 @@
 """Lineage: where a registered version came from and where it went, as a graph you can query (notebook 10).
 
-data file (path, SHA-256 now and as recorded) -> [data version: the DVC-tracked version of the file, when the run
-recorded one (notebook 11)] -> MLflow dataset input (name, digest, rows, context) -> run (name,
-params, metrics) -> logged model -> registered version -> aliases (now, and in the audit trail) and deployments (the
-prediction-log rows answered by it). Everything comes from what the course already records: MLflow's runs, dataset
-inputs, tags and registry, the Git history of a DVC repository, the audit trail (:mod:`mlops_helpers.registry`) and the prediction logs. ``plots.lineage_graph``
-draws it; :meth:`Lineage.to_mermaid` writes it for markdown.
+data file (path, SHA-256 now and as recorded) -> data version (the DVC version of the file the run recorded, if it
+recorded one: notebook 11) -> MLflow dataset input (name, digest, rows, context) -> run (name, params, metrics) ->
+logged model -> registered version -> aliases (now, and in the audit trail) and deployments (the prediction-log rows
+answered by it). Everything comes from what the course already records: MLflow's runs, dataset inputs, tags and
+registry, the Git history of a DVC repository, the audit trail (:mod:`mlops_helpers.registry`) and the prediction
+logs. ``plots.lineage_graph`` draws it; :meth:`Lineage.to_mermaid` writes it for markdown.
 """
 
 from __future__ import annotations
@@ -142,16 +142,7 @@ def node_order(node: Node) -> tuple:
 def _facts(node: Node) -> str:
     a = node.attrs
     if node.kind == "data file":
-        recorded = a.get("recorded_sha256")
-        if not a.get("exists"):
-            state = "the file is gone"
-        elif "md5" in a:  # tracked by DVC: compared with the version the run read
-            state = "is the version read" if a.get("verified") else "CHANGED since: another DVC version"
-        elif recorded is None:
-            state = "no SHA-256 recorded at training"
-        else:
-            state = "matches the record" if a.get("verified") else "CHANGED since training"
-        return f"sha256 {str(a.get('sha256'))[:12]}, {state}"
+        return f"sha256 {str(a.get('sha256'))[:12]}, {_file_state(a)}"
     if node.kind == "data version":
         where = "as committed" if a.get("committed") else "NOT what the commit's DVC files say"
         return f"dvc md5 {a['md5'][:12]} at git {a['rev'][:7]}, {where}"
@@ -172,6 +163,16 @@ def _facts(node: Node) -> str:
             f", variant {a['variant']}" if a.get("variant") else ""
         )
     return ""
+
+
+def _file_state(a: dict) -> str:
+    if not a.get("exists"):
+        return "the file is gone"
+    if "md5" in a:  # tracked by DVC: compared with the version the run read
+        return "is the version read" if a.get("verified") else "CHANGED since: another DVC version"
+    if a.get("recorded_sha256") is None:
+        return "no SHA-256 recorded at training"
+    return "matches the record" if a.get("verified") else "CHANGED since training"
 
 
 def dataset_path(dataset) -> Path | None:
