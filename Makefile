@@ -88,7 +88,8 @@ rerun: setup  ## papermill: every notebook again, in the workspace nbval just us
 nbval: setup  ## re-run the committed notebooks and compare their outputs, in a fresh workspace
 	rm -rf workspace/nbval && mkdir -p workspace/nbval
 	cd notebooks && COURSE_WORKSPACE=$(CURDIR)/workspace/nbval ../$(PY) -m pytest -q -p no:cacheprovider \
-	  --nbval --nbval-current-env --nbval-sanitize-with ../tests/nbval_sanitize.cfg [0-9][0-9]_*.ipynb
+	  --nbval --nbval-current-env --nbval-kernel-startup-timeout 180 \
+	  --nbval-sanitize-with ../tests/nbval_sanitize.cfg [0-9][0-9]_*.ipynb
 
 refresh: setup  ## maintainers: re-execute notebooks (NB="01 02" for some) and write them back with outputs
 	$(PY) -m mlops_helpers.course refresh $(if $(NB),--only $(NB),)

@@ -21,8 +21,9 @@ Lines) and, when ``SLACK_WEBHOOK_URL`` is set, forwarded to that Slack webhook a
   still firing are logged as skipped; after the group resolves, its next firing acts again;
 - never two at once for one alert: a firing that arrives while the previous run of that alert's command is still
   running is logged as skipped;
-- the notification is saved to ``<actions-dir>/<n>-<ALERTNAME>.json``; ``{notification}`` and ``{alertname}`` in
-  the command's arguments are replaced by that path and the alert's name, and the environment gets
+- the notification is saved to ``<actions-dir>/<n>-<ALERTNAME>.json``; ``{notification}``, ``{notification_name}``
+  and ``{alertname}`` in the command's arguments are replaced by that path, its file name (for a reason written to the
+  audit trail, which should not name one machine's folders) and the alert's name, and the environment gets
   ``ALERT_NOTIFICATION`` and ``ALERT_NAME``. The command's output goes to ``<actions-dir>/<n>-<ALERTNAME>.log``;
 - every decision (started with its PID and argv, finished with its exit code, skipped and why) is a line of
   ``<actions-dir>/actions.jsonl``, served at ``GET /actions``. ``<actions-dir>`` defaults to ``actions/`` beside F.
@@ -336,7 +337,12 @@ class Actions:
         stem = self.directory / f"{self._count}-{name}"
         saved, output = stem.with_suffix(".json"), stem.with_suffix(".log")
         saved.write_text(json.dumps(notification, indent=1, sort_keys=True))
-        command = [part.replace("{notification}", str(saved)).replace("{alertname}", name) for part in argv]
+        fill = {"{notification}": str(saved), "{notification_name}": saved.name, "{alertname}": name}
+        command = []
+        for part in argv:
+            for placeholder, value in fill.items():
+                part = part.replace(placeholder, value)
+            command.append(part)
         env = {**os.environ, "ALERT_NOTIFICATION": str(saved), "ALERT_NAME": name}
         with open(output, "wb") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)

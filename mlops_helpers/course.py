@@ -149,6 +149,11 @@ def _describe_failure(exc: Exception) -> str:
     return f"{where}: {ename}: {str(evalue).strip().splitlines()[0] if str(evalue).strip() else ''}"
 
 
+# nbclient waits 60 s for a kernel by default; on a loaded 2-core machine a kernel once took longer, and the run failed
+# "before any cell ran".
+KERNEL_START_TIMEOUT = 180
+
+
 def run_notebook(path: Path, output: Path, parameters: dict[str, object], *, timeout: int, log_output: bool) -> Result:
     """Execute one notebook with papermill into ``output``, in the notebooks folder, with the course kernel."""
     import papermill as pm
@@ -166,6 +171,7 @@ def run_notebook(path: Path, output: Path, parameters: dict[str, object], *, tim
             progress_bar=False,
             log_output=log_output,
             execution_timeout=timeout,
+            start_timeout=KERNEL_START_TIMEOUT,
         )
     except Exception as exc:  # papermill's PapermillExecutionError, a dead kernel, a timeout
         return Result(path.name, "failed", time.perf_counter() - started, str(output), _describe_failure(exc))

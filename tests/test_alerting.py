@@ -147,7 +147,8 @@ def test_promtool_and_amtool_accept_the_configs_and_the_rules_behave(tmp_path):
 def test_actions_run_once_per_firing_group_never_on_resolve_never_twice_at_once(tmp_path):
     out = tmp_path / "started.txt"
     actions = alerting.Actions({"X": [sys.executable, "-c", RECORDER, str(out), "{notification}", "1"]}, tmp_path)
-    assert [r["event"] for r in actions.handle(_note("X", group="g1"))] == ["started"]
+    started = actions.handle(_note("X", group="g1"))
+    assert [r["event"] for r in started] == ["started"]
     assert actions.handle(_note("X", group="g1"))[0]["reason"] == "already acted on this firing group"
     assert "has not finished" in actions.handle(_note("X", group="g2"))[0]["reason"]
     assert actions.handle(_note("Y")) == [] and actions.handle(_note("X", "resolved", group="g1")) == []
@@ -160,6 +161,14 @@ def test_actions_run_once_per_firing_group_never_on_resolve_never_twice_at_once(
     saved = [r["notification"] for r in log if r["event"] == "started"]
     assert out.read_text().splitlines() == [f"X {path}" for path in saved]  # {notification} was the saved file
     assert json.loads(Path(saved[0]).read_text()) == _note("X", group="g1")
+    assert started[0]["argv"][-2] == saved[0]
+
+
+def test_an_action_can_name_the_notification_by_its_file_name_alone(tmp_path):
+    """A reason written to the audit trail names the saved notification without one machine's folders."""
+    actions = alerting.Actions({"X": ["true", "--reason", "alert {alertname}: {notification_name}"]}, tmp_path)
+    (record,) = actions.handle(_note("X"))
+    assert record["argv"][-1] == "alert X: 1-X.json" and Path(record["notification"]).name == "1-X.json"
 
 
 def test_actions_are_parsed_from_the_command_line_and_a_file(tmp_path):

@@ -176,6 +176,27 @@ def test_readme_lists_every_notebook():
         assert path.name in readme, f"README's notebook table lacks {path.name}"
 
 
+def test_readme_reading_and_exercise_times_follow_the_stated_method():
+    """The table's *read* and *exercises* columns are what scripts/notebook_times.py computes from the notebooks."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("notebook_times", course.REPO_ROOT / "scripts" / "notebook_times.py")
+    times = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(times)
+    rows = {}
+    for line in (course.REPO_ROOT / "README.md").read_text().splitlines():
+        match = re.match(r"\| \[(\d\d_\w+\.ipynb)\]", line)
+        if match:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows[match.group(1)] = (cells[3], cells[5])
+    for path in NOTEBOOKS:
+        read, exercises = times.minutes(path)
+        assert rows.get(path.name) == (f"{read} min", f"{exercises} min"), (
+            f"README's row for {path.name} says read/exercises {rows.get(path.name)}; the notebook gives "
+            f"{read} min / {exercises} min (python scripts/notebook_times.py)"
+        )
+
+
 def test_notebook_json_is_stable():
     for path in NOTEBOOKS:
         raw = json.loads(path.read_text())

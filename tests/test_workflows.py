@@ -131,14 +131,16 @@ def test_the_throw_away_tracking_server_is_stopped_with_its_whole_process_tree(t
     start = _step(workflow, "Choose the tracking server")["run"]
     stop = _step(workflow, "Stop the throw-away tracking server")["run"]
     env = {**os.environ, "RUNNER_TEMP": str(tmp_path), "GITHUB_ENV": str(tmp_path / "github-env"),
-           "SHARED_TRACKING_URI": ""}  # fmt: skip
+           "GITHUB_OUTPUT": str(tmp_path / "github-output"), "SHARED_TRACKING_URI": ""}  # fmt: skip
     env.pop("MLFLOW_TRACKING_URI", None)
     started = subprocess.run(["bash", "-eo", "pipefail", "-c", start], cwd=REPO_ROOT, env=env, capture_output=True,
                              text=True, timeout=180)  # fmt: skip
+    assert (tmp_path / "mlflow-server.pgid").exists(), started.stdout + started.stderr
     group = int((tmp_path / "mlflow-server.pgid").read_text())
     members = _group(group)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
+        assert (tmp_path / "github-output").read_text() == "shared=false\n"
         uri = (tmp_path / "github-env").read_text().strip().removeprefix("MLFLOW_TRACKING_URI=")
         assert requests.get(f"{uri}/health", timeout=10).status_code == 200
         assert group not in {os.getpgid(os.getpid()), os.getsid(os.getpid())}  # its own group, not the step's

@@ -130,8 +130,11 @@ def create_app(service: PredictionService, max_body: int = MAX_BODY_BYTES) -> Fa
                 "model": bodies["Predicted"],
                 "content": {"application/json": {"example": example}},
             },
-            413: {"description": f"The body is over {max_body:,} bytes: refused before it is read"},
-            415: {"description": "The body is not sent as `application/json`"},
+            413: {
+                "description": f"The body is over {max_body:,} bytes: refused before it is read",
+                "model": bodies["Refused"],
+            },
+            415: {"description": "The body is not sent as `application/json`", "model": bodies["Refused"]},
             422: {
                 "description": "The request breaks the model's signature: `detail` names field and problem",
                 "model": bodies["Refused"],
