@@ -12,6 +12,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.course-installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
+export DVC_NO_ANALYTICS := 1
 
 WORKSPACE ?= workspace
 PORT      ?= 5000
@@ -120,3 +121,16 @@ runtime-venv: setup  ## the serving runtime image's environment as a venv (.runt
 
 runtime-proof: runtime-venv  ## load the champion with the runtime image's command, as KServe and Seldon would
 	$(PY) scripts/serving_runtime.py prove
+
+# --- Feast's own environment (notebook 11's feature-store half): feast 0.67.0 needs tenacity<9 and
+# prometheus_client<0.25, which the course's lock cannot give it, so it gets a venv of its own, driven as a subprocess.
+.PHONY: feast-lock feast-venv feast-smoke
+
+feast-lock: setup  ## re-resolve feast/requirements.in into feast/requirements.lock (needs the package index)
+	$(PY) scripts/feast_env.py lock
+
+feast-venv: setup  ## Feast's environment as a venv (.feast-venv, with uv; rebuilt when its lock changes)
+	$(PY) scripts/feast_env.py venv
+
+feast-smoke: feast-venv  ## Feast offline: apply, materialize to SQLite, a point-in-time join, an online lookup
+	$(PY) scripts/feast_env.py smoke

@@ -22,6 +22,10 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS = "previous-champion"
 
+#: Notebook 11's experiment and registered model: runs of the DVC pipeline, kept apart from the pipeline's model.
+DVC_EXPERIMENT = "citybikes-dvc"
+DVC_MODEL_NAME = "citybikes-demand-dvc"
+
 #: Registered-model tags ``audit.00001``, ``audit.00002``...: one JSON event per alias move (see ``registry``).
 AUDIT_TAG_PREFIX = "audit."
 #: Version tag naming the pipeline run that registered the version.
@@ -32,6 +36,12 @@ DATA_SHA_TAG = "pipeline.data_sha256"
 PROMOTED_TAG = "pipeline.promoted"
 REASON_TAG = "pipeline.reason"
 EXIT_CODE_TAG = "pipeline.exit_code"
+#: Run tags of a run trained on data versioned with DVC (notebook 11): the Git repository, the commit, the path of
+#: the data in it and the hash DVC recorded for it (in ``<path>.dvc`` or ``dvc.lock``) at that commit.
+DVC_REPO_TAG = "dvc.repo"
+DVC_REV_TAG = "dvc.rev"
+DVC_PATH_TAG = "dvc.path"
+DVC_MD5_TAG = "dvc.md5"
 #: Tag set on runs and versions a catch-up cell made (never the learner's own work).
 CATCHUP_TAG = "catchup"
 

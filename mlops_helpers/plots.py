@@ -104,7 +104,15 @@ def weekly_series(
 BOX_WIDTH, BOX_HEIGHT, BLOCK_GAP = 0.56, 0.78, 0.3
 #: Columns of the lineage drawing, upstream first: aliases and deployments share the last one (both hang off a
 #: version, and in columns of their own the edges to one would cross the other).
-LINEAGE_COLUMNS = (("data file",), ("dataset",), ("run",), ("logged model",), ("version",), ("alias", "deployment"))
+LINEAGE_COLUMNS = (
+    ("data file",),
+    ("data version",),
+    ("dataset",),
+    ("run",),
+    ("logged model",),
+    ("version",),
+    ("alias", "deployment"),
+)
 
 
 def lineage_layout(graph) -> dict[str, tuple[float, float]]:
@@ -155,7 +163,9 @@ def lineage_graph(graph, title: str | None = None):
         # a fan-in
         at = 0.62 if fan_out[edge.source] > 1 else 0.38 if fan_in[edge.target] > 1 else 0.5
         _lineage_edge(ax, where[edge.source], where[edge.target], edge.relation, at)
-    colours = dict(zip(KINDS, plt.get_cmap("tab10").colors, strict=False))
+    # the kinds in the order they were added to the course, so a new kind never changes the others' colours
+    kinds = sorted(KINDS, key=lambda kind: kind == "data version")
+    colours = dict(zip(kinds, plt.get_cmap("tab10").colors, strict=False))
     for node_id, (x, y) in where.items():
         node = graph.nodes[node_id]
         _lineage_box(ax, x, y, node.label, colours[node.kind])

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
+import subprocess
 from types import SimpleNamespace
 
 import mlflow
 import pandas as pd
 import pytest
+import yaml
 
 from mlops_helpers import catchup, data, pipeline, plots, workspace
 from mlops_helpers.governance import __main__ as governance_cli
 from mlops_helpers.governance import card, reproducibility
-from mlops_helpers.governance.lineage import KINDS, Lineage, Node, dataset_path, deployment_records, lineage
-from mlops_helpers.names import AUDIT_TAG_PREFIX, DATA_SHA_TAG
+from mlops_helpers.governance.lineage import (
+    KINDS,
+    Lineage,
+    Node,
+    committed_dvc_md5,
+    dataset_path,
+    deployment_records,
+    lineage,
+)
+from mlops_helpers.governance.lineage import md5 as lineage_md5
+from mlops_helpers.names import AUDIT_TAG_PREFIX, DATA_SHA_TAG, DVC_MD5_TAG, DVC_PATH_TAG, DVC_REPO_TAG, DVC_REV_TAG
 from mlops_helpers.names import MODEL_NAME as NAME
 from mlops_helpers.registry import Registry, replay
 
@@ -226,7 +239,7 @@ def test_lineage_follows_a_version_from_its_data_file_to_its_deployment(release)
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(json.dumps({"model": NAME, "version": release.version, "time": pd.Timestamp.now("UTC").isoformat()}))
     g = lineage(NAME, release.version, root=release.root)
-    assert {n.kind for n in g.nodes.values()} == set(KINDS)
+    assert {n.kind for n in g.nodes.values()} == set(KINDS) - {"data version"}  # no DVC here (notebook 11)
     (file_node,) = g.find("data file")
     assert file_node.attrs["verified"] and file_node.attrs["sha256"] == data.sha256(file_node.attrs["path"])
     (deployment,) = g.find("deployment")
@@ -329,3 +342,58 @@ def test_markdown_tables_align_numbers_and_escape_pipes():
         "| 0 | 3 | 1.2 | True | a\\|b |",
         "| 1 | 10 |  | False |  |",
     ]
+
+
+# ------------------------------------------------------------------------------- a run on DVC-versioned data (11)
+def _git(repo, *args):
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+           "PATH": os.environ["PATH"]}  # fmt: skip
+    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_lineage_puts_the_dvc_version_a_run_recorded_between_the_file_and_its_dataset(tmp_workspace, tmp_path):
+    from sklearn.linear_model import LinearRegression
+
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    table = pd.DataFrame({"x": [1.0, 2.0, 3.0], "bikers": [2.0, 4.0, 6.0]})
+    table.to_csv(repo / "data" / "prepared.csv", index=False)
+    recorded = lineage_md5(repo / "data" / "prepared.csv")
+    assert recorded == hashlib.md5((repo / "data" / "prepared.csv").read_bytes()).hexdigest()
+    lock = {"schema": "2.0", "stages": {"prepare": {"cmd": "python prepare.py",
+            "outs": [{"path": "data/prepared.csv", "hash": "md5", "md5": recorded}]}}}  # fmt: skip
+    (repo / "dvc.lock").write_text(yaml.safe_dump(lock))
+    _git(repo, "init", "--quiet")
+    _git(repo, "add", "dvc.lock")
+    _git(repo, "commit", "--quiet", "--message", "v1")
+    rev = _git(repo, "rev-parse", "HEAD")
+    assert committed_dvc_md5(repo, rev, "data/prepared.csv") == recorded
+    assert committed_dvc_md5(repo, rev, "data/other.csv") is None
+
+    workspace.setup(experiment="dvc-lineage")
+    with mlflow.start_run():
+        mlflow.set_tags({DVC_REPO_TAG: str(repo), DVC_REV_TAG: rev, DVC_PATH_TAG: "data/prepared.csv",
+                         DVC_MD5_TAG: recorded})  # fmt: skip
+        source = str(repo / "data" / "prepared.csv")
+        mlflow.log_input(mlflow.data.from_pandas(table, source=source, name="prepared", targets="bikers"), "training")
+        info = mlflow.sklearn.log_model(LinearRegression().fit(table[["x"]], table["bikers"]), name="model")
+    version = mlflow.register_model(info.model_uri, "dvc-model").version
+    g = lineage("dvc-model", version)
+    (file_node,), (data_version,) = g.find("data file"), g.find("data version")
+    assert data_version.attrs["committed"] and file_node.attrs["verified"]
+    assert [n.kind for n in g.upstream(f"version:{version}")] == [
+        "data file", "data version", "dataset", "run", "logged model"]  # fmt: skip
+    assert [e.relation for e in g.edges if e.source == file_node.id] == ["tracked as"]
+
+    table.assign(x=table["x"] + 1).to_csv(repo / "data" / "prepared.csv", index=False)  # the workspace moves on
+    (file_now,) = lineage("dvc-model", version).find("data file")
+    assert not file_now.attrs["verified"] and "CHANGED" in lineage("dvc-model", version).table()["facts"][0]
+    with mlflow.start_run():  # a tag that the commit does not back
+        mlflow.set_tags({DVC_REPO_TAG: str(repo), DVC_REV_TAG: rev, DVC_PATH_TAG: "data/prepared.csv",
+                         DVC_MD5_TAG: "0" * 32})  # fmt: skip
+        mlflow.log_input(mlflow.data.from_pandas(table, source=source, name="prepared", targets="bikers"), "training")
+        info = mlflow.sklearn.log_model(LinearRegression().fit(table[["x"]], table["bikers"]), name="model")
+    other = mlflow.register_model(info.model_uri, "dvc-model").version
+    (claimed,) = lineage("dvc-model", other).find("data version")
+    assert not claimed.attrs["committed"] and claimed.attrs["committed_md5"] == recorded

@@ -1,29 +1,32 @@
 """Lineage: where a registered version came from and where it went, as a graph you can query (notebook 10).
 
-data file (path, SHA-256 now and as recorded) -> MLflow dataset input (name, digest, rows, context) -> run (name,
-params, metrics) -> logged model -> registered version -> aliases (now, and in the audit trail) and deployments (the
-prediction-log rows answered by it). Everything comes from what the course already records: MLflow's runs, dataset
-inputs and registry, the audit trail (:mod:`mlops_helpers.registry`) and the prediction logs. ``plots.lineage_graph``
-draws it; :meth:`Lineage.to_mermaid` writes it for markdown.
+data file (path, SHA-256 now and as recorded) -> data version (the DVC version of the file the run recorded, if it
+recorded one: notebook 11) -> MLflow dataset input (name, digest, rows, context) -> run (name, params, metrics) ->
+logged model -> registered version -> aliases (now, and in the audit trail) and deployments (the prediction-log rows
+answered by it). Everything comes from what the course already records: MLflow's runs, dataset inputs, tags and
+registry, the Git history of a DVC repository, the audit trail (:mod:`mlops_helpers.registry`) and the prediction
+logs. ``plots.lineage_graph`` draws it; :meth:`Lineage.to_mermaid` writes it for markdown.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_helpers import data as course_data
 from mlops_helpers.jsonl import read_jsonl
-from mlops_helpers.names import DATA_SHA_TAG
+from mlops_helpers.names import DATA_SHA_TAG, DVC_MD5_TAG, DVC_PATH_TAG, DVC_REPO_TAG, DVC_REV_TAG
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from mlflow import MlflowClient
 
 #: The kinds of node, upstream first: the columns of the lineage drawing.
-KINDS = ("data file", "dataset", "run", "logged model", "version", "alias", "deployment")
+KINDS = ("data file", "data version", "dataset", "run", "logged model", "version", "alias", "deployment")
 #: Where prediction logs live in the workspace: the services' logs and the pipeline's integration tests.
 DEPLOYMENT_LOGS = ("predictions/**/*.jsonl", "pipeline/integration-v*.jsonl")
 
@@ -139,14 +142,10 @@ def node_order(node: Node) -> tuple:
 def _facts(node: Node) -> str:
     a = node.attrs
     if node.kind == "data file":
-        recorded = a.get("recorded_sha256")
-        if not a.get("exists"):
-            state = "the file is gone"
-        elif recorded is None:
-            state = "no SHA-256 recorded at training"
-        else:
-            state = "matches the record" if a.get("verified") else "CHANGED since training"
-        return f"sha256 {str(a.get('sha256'))[:12]}, {state}"
+        return f"sha256 {str(a.get('sha256'))[:12]}, {_file_state(a)}"
+    if node.kind == "data version":
+        where = "as committed" if a.get("committed") else "NOT what the commit's DVC files say"
+        return f"dvc md5 {a['md5'][:12]} at git {a['rev'][:7]}, {where}"
     if node.kind == "dataset":
         return f"mlflow digest {a['digest']}, {a.get('rows')} rows, context {'/'.join(a.get('contexts', []))}"
     if node.kind == "run":
@@ -166,6 +165,16 @@ def _facts(node: Node) -> str:
     return ""
 
 
+def _file_state(a: dict) -> str:
+    if not a.get("exists"):
+        return "the file is gone"
+    if "md5" in a:  # tracked by DVC: compared with the version the run read
+        return "is the version read" if a.get("verified") else "CHANGED since: another DVC version"
+    if a.get("recorded_sha256") is None:
+        return "no SHA-256 recorded at training"
+    return "matches the record" if a.get("verified") else "CHANGED since training"
+
+
 def dataset_path(dataset) -> Path | None:
     """The local file an MLflow dataset input was read from (its ``source`` JSON holds the URI), or None."""
     try:
@@ -177,6 +186,35 @@ def dataset_path(dataset) -> Path | None:
         return None
     uri = str(uri)
     return Path(uri.removeprefix("file://")) if uri.startswith(("/", "file://")) else Path(uri)
+
+
+def md5(path: Path) -> str:
+    """The MD5 of a file's bytes: the hash DVC 3 records for a file in ``.dvc`` files and ``dvc.lock``."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def committed_dvc_md5(repo: str | Path, rev: str, path: str) -> str | None:
+    """The MD5 that commit ``rev`` of the Git repository ``repo`` records for ``path`` (relative to the repository):
+    from ``<path>.dvc`` (``dvc add``) or else from ``dvc.lock`` (a pipeline's output); None if neither names it."""
+    import yaml
+
+    def show(name: str) -> dict | None:
+        done = subprocess.run(["git", "-C", str(repo), "show", f"{rev}:{name}"], capture_output=True, text=True)
+        return yaml.safe_load(done.stdout) if done.returncode == 0 else None
+
+    tracked = show(f"{path}.dvc")
+    for out in (tracked or {}).get("outs", []):
+        if out.get("path") == Path(path).name:
+            return out.get("md5")
+    for stage in ((show("dvc.lock") or {}).get("stages") or {}).values():
+        for out in stage.get("outs", []):
+            if out.get("path") == path:
+                return out.get("md5")
+    return None
 
 
 def recorded_sha256(path: Path, run_tags: dict[str, str]) -> str | None:
@@ -314,16 +352,34 @@ def _add_run(graph: Lineage, run, downstream: str, hashed: dict[Path, str | None
             _add_file(graph, path, ds_node.id, run.data.tags, hashed)
 
 
+def _add_data_version(graph: Lineage, path: Path, dataset_id: str, run_tags: dict) -> str:
+    """The DVC version the run recorded for ``path`` (its tags ``dvc.*``), between the file and the dataset; returns
+    the id the file links to (the dataset's when the run recorded no DVC version of this file)."""
+    repo, rev, tracked, recorded = (run_tags.get(t) for t in (DVC_REPO_TAG, DVC_REV_TAG, DVC_PATH_TAG, DVC_MD5_TAG))
+    if not (repo and rev and tracked and recorded) or Path(repo, tracked).resolve() != path.resolve():
+        return dataset_id
+    committed = committed_dvc_md5(repo, rev, tracked)
+    node = graph.add(Node(
+        f"dvc:{repo}:{tracked}@{rev}", "data version", f"{tracked} @ {rev[:7]}",
+        {"repo": repo, "rev": rev, "path": tracked, "md5": recorded, "committed_md5": committed,
+         "committed": committed == recorded},
+    ))  # fmt: skip
+    graph.link(node.id, dataset_id, "read as")
+    return node.id
+
+
 def _add_file(graph: Lineage, path: Path, dataset_id: str, run_tags: dict, hashed: dict[Path, str | None]) -> None:
+    downstream = _add_data_version(graph, path, dataset_id, run_tags)
     if path not in hashed:
         hashed[path] = course_data.sha256(path) if path.is_file() else None
     recorded = recorded_sha256(path, run_tags)
-    file_node = graph.add(Node(
-        f"file:{path}", "data file", path.name,
-        {"path": str(path), "exists": hashed[path] is not None, "sha256": hashed[path],
-         "recorded_sha256": recorded, "verified": recorded is not None and recorded == hashed[path]},
-    ))  # fmt: skip
-    graph.link(file_node.id, dataset_id, "read as")
+    facts = {"path": str(path), "exists": hashed[path] is not None, "sha256": hashed[path],
+             "recorded_sha256": recorded, "verified": recorded is not None and recorded == hashed[path]}  # fmt: skip
+    if downstream != dataset_id:  # a DVC-tracked file: is the file now the version the run read?
+        facts["md5"] = md5(path) if path.is_file() else None
+        facts["verified"] = facts["md5"] == graph.nodes[downstream].attrs["md5"]
+    file_node = graph.add(Node(f"file:{path}", "data file", path.name, facts))
+    graph.link(file_node.id, downstream, "tracked as" if downstream != dataset_id else "read as")
 
 
 def _add_aliases(graph: Lineage, v: str, version_id: str, aliases_now: dict, events: list[dict]) -> None:

@@ -1,0 +1,33 @@
+"""Feast's own environment (scripts/feast_env.py): why it has one, and that its lock says so."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("feast_env", ROOT / "scripts" / "feast_env.py")
+feast_env = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(feast_env)
+
+
+def _pins(path: Path) -> dict[str, str]:
+    found = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", path.read_text(), flags=re.M)
+    return {re.sub(r"[-_.]+", "-", name.lower()): version for name, version in found}
+
+
+def test_the_feast_lock_pins_what_feast_needs_and_the_course_lock_cannot_give():
+    feast, course = _pins(feast_env.FEAST_LOCK), _pins(ROOT / "requirements.lock")
+    assert feast["feast"] == "0.67.0"
+    assert int(feast["tenacity"].split(".")[0]) < 9 <= int(course["tenacity"].split(".")[0])
+    minor = lambda version: tuple(int(p) for p in version.split(".")[:2])  # noqa: E731
+    assert minor(feast["prometheus-client"]) < (0, 25) <= minor(course["prometheus-client"])
+    assert "feast" not in course  # it is not in the course's environment
+
+
+def test_the_feast_lock_holds_the_top_level_pins_and_shares_the_frames_libraries():
+    feast, course = _pins(feast_env.FEAST_LOCK), _pins(ROOT / "requirements.lock")
+    top = _pins(feast_env.FEAST_IN)
+    assert all(feast[name] == version for name, version in top.items())
+    assert feast["pandas"] == course["pandas"] and feast["numpy"] == course["numpy"]
