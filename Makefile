@@ -10,6 +10,7 @@ INSTALLER ?= uv
 UV_VERSION := 0.13.9
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.course-installed
+NANNYML_STAMP := $(VENV)/nannyml/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
@@ -35,7 +36,6 @@ setup: $(STAMP) $(NANNYML_STAMP)  ## create .venv (newest Python 3.11-3.13, or P
 # NannyML (notebook 12) without its 1.16 GB of dependencies: the few packages it imports beyond the course lock,
 # with --no-deps, into $(VENV)/nannyml (outside site-packages: `pip check` stays clean); the notebook runs it in a
 # subprocess with that folder on PYTHONPATH. About 100 MB, a few seconds from the package cache.
-NANNYML_STAMP := $(VENV)/nannyml/.installed
 nannyml: $(NANNYML_STAMP)  ## NannyML for notebook 12, into $(VENV)/nannyml (setup does it too)
 $(NANNYML_STAMP): requirements-nannyml.txt $(STAMP)
 	rm -rf $(VENV)/nannyml
