@@ -26,6 +26,8 @@ QUIET_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",  # mlflow's usage telemetry (on by default; contacts an outside host)
     "DO_NOT_TRACK": "true",  # the cross-tool opt-out, honoured by mlflow and others
     "DVC_NO_ANALYTICS": "1",  # DVC's usage analytics (on by default: a background sender contacts an outside host)
+    "WHYLOGS_NO_ANALYTICS": "1",  # whylogs' usage statistics (read when whylogs is imported: call quiet() first)
+    "NML_DISABLE_USAGE_LOGGING": "1",  # NannyML's usage logging (segment.io)
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # tqdm bars in outputs are noise for nbval
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # no "View run ... at: http://127.0.0.1:<port>" lines
     "MLFLOW_LOGGING_LEVEL": "WARNING",

@@ -3,7 +3,8 @@
 # Every transitive package gets an exact pin, so every learner and CI install the same versions.
 # One lock serves every supported Python: it is resolved on the oldest (3.11), then checked to resolve to exactly
 # the same pins, from wheels only (kfp-server-api and antlr4-python3-runtime, which DVC's hydra-core needs, have none:
-# pure-Python source packages), for 3.12 and 3.13.
+# pure-Python source packages; whylogs-sketching has none for 3.13: a C++ extension that uv builds there, about 2.5
+# minutes once, then from its cache), for 3.12 and 3.13.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-$(scripts/find_python.sh 3.11)}
@@ -29,7 +30,8 @@ platform=()
 pins() { grep '==' "$1" | awk -F'==' '{n=tolower($1); gsub(/[-_.]+/, "-", n); print n "==" $2}' | LC_ALL=C sort; }
 for version in 3.11.5 3.12 3.13; do
   "$tmp/venv/bin/uv" pip compile --quiet --python-version "$version" ${platform[@]+"${platform[@]}"} \
-    --no-header --no-annotate --only-binary :all: --no-binary kfp-server-api --no-binary antlr4-python3-runtime ${index_args[@]+"${index_args[@]}"} \
+    --no-header --no-annotate --only-binary :all: --no-binary kfp-server-api --no-binary antlr4-python3-runtime \
+    --no-binary whylogs-sketching ${index_args[@]+"${index_args[@]}"} \
     -o "$tmp/resolved-$version.txt" "$tmp/requirements.lock"
   if ! diff <(pins "$tmp/requirements.lock") <(pins "$tmp/resolved-$version.txt") >&2; then
     echo "requirements.lock resolves differently on Python $version (above): not written" >&2
