@@ -93,6 +93,9 @@ def venv_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """
     env = dict(os.environ)
     env.update(QUIET_ENV)
+    # Python 3.13 colours tracebacks (ANSI escapes) when FORCE_COLOR is set, as some terminals and CI runners do: a
+    # server's log is read as text (notebook 04 finds the "ValueError" line of a failed start), so never in colour.
+    env["PYTHON_COLORS"] = "0"
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep) if p != bin_dir)])
     if extra:

@@ -196,7 +196,8 @@ def test_health_answers_in_under_50_ms_during_an_oversized_request(bench, tmp_pa
             sender.start()
             timings = _probe(service.url, 1.5)
             sender.join(timeout=60)
-            assert answers == [b"HTTP/1.1 413 Request Entity Too Large"]
+            # the reason phrase is the Python's own: "Request Entity Too Large" to 3.12, "Content Too Large" from 3.13
+            assert len(answers) == 1 and answers[0].startswith(b"HTTP/1.1 413 "), answers
             # Every answer within 50 ms but for scheduler noise on a shared machine: 95 % of them, none over 0.5 s
             # (before the limit, one 66 MB body held /health for 2.5 s).
             quick = sum(t < 50 for t in timings) / len(timings)
