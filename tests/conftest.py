@@ -28,3 +28,23 @@ def module_tracking_env():
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def ridge_challenger(tmp_path_factory, module_tracking_env, request):
+    """A throw-away workspace with the champion (the best run) and, as challenger, notebook 01's ridge run registered:
+    ``(ws, champion version, challenger version)``. One per test module that asks for it."""
+    import mlflow
+
+    from mlops_helpers import catchup, workspace
+    from mlops_helpers.names import MODEL_NAME
+    from mlops_helpers.registry import Registry
+
+    ws = workspace.setup(tmp_path_factory.mktemp(request.module.__name__.removeprefix("test_")) / "workspace")
+    champion = catchup.ensure_champion(ws)
+    runs = catchup.ensure_runs(ws)
+    ridge = runs[runs["tags.family"] == "ridge"].iloc[0]
+    model_id = mlflow.get_run(ridge["run_id"]).outputs.model_outputs[0].model_id
+    challenger = mlflow.register_model(f"models:/{model_id}", MODEL_NAME)
+    Registry(MODEL_NAME).move("challenger", challenger.version, f"{request.module.__name__}: the ridge run")
+    return ws, str(champion.version), str(challenger.version)

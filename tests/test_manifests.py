@@ -12,13 +12,11 @@ import copy
 import json
 from pathlib import Path
 
-import mlflow
 import pytest
 import yaml
 
-from mlops_helpers import REPO_ROOT, catchup, environment, manifests, workspace
+from mlops_helpers import REPO_ROOT, environment, manifests
 from mlops_helpers.names import MODEL_NAME as NAME
-from mlops_helpers.registry import Registry
 
 SCHEMAS = REPO_ROOT.parent / "shared" / "schemas"
 #: kind -> CRD file in ../shared/schemas
@@ -85,16 +83,9 @@ def problems(document: dict) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory, module_tracking_env):
+def release(ridge_challenger):
     """A champion and a challenger (the ridge run of notebook 01) registered in a throw-away workspace."""
-    ws = workspace.setup(tmp_path_factory.mktemp("manifests") / "workspace")
-    champion = catchup.ensure_champion(ws)
-    runs = catchup.ensure_runs(ws)
-    ridge = runs[runs["tags.family"] == "ridge"].iloc[0]
-    model_id = mlflow.get_run(ridge["run_id"]).outputs.model_outputs[0].model_id
-    challenger = mlflow.register_model(f"models:/{model_id}", NAME)
-    Registry(NAME).move("challenger", challenger.version, "manifest tests")
-    return ws, str(champion.version), str(challenger.version)
+    return ridge_challenger
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from mlops_helpers import catchup, data, manifests, release, workspace
+from mlops_helpers import data, manifests, release
 from mlops_helpers.names import MODEL_NAME as NAME
 from mlops_helpers.registry import Registry
 from mlops_helpers.serving import routing
@@ -237,17 +237,9 @@ def test_planning_refuses_nonsense():
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory, module_tracking_env):
+def registry(ridge_challenger):
     """Champion (the best run) and challenger (the ridge run) registered; the environment restored afterwards."""
-    root = tmp_path_factory.mktemp("release") / "workspace"
-    ws = workspace.setup(root)
-    champion = catchup.ensure_champion(ws)
-    runs = catchup.ensure_runs(ws)
-    ridge = runs[runs["tags.family"] == "ridge"].iloc[0]
-    model_id = mlflow.get_run(ridge["run_id"]).outputs.model_outputs[0].model_id
-    challenger = mlflow.register_model(f"models:/{model_id}", NAME)
-    Registry(NAME).move("challenger", challenger.version, "test challenger")
-    yield ws, str(champion.version), str(challenger.version)
+    return ridge_challenger
 
 
 @pytest.fixture(scope="module")
