@@ -18,7 +18,7 @@ export DVC_NO_ANALYTICS := 1
 WORKSPACE ?= workspace
 PORT      ?= 5000
 
-.PHONY: help system-deps setup nannyml course lab mlflow-ui test lint format unit notebooks nbval rerun params refresh lock bench faults clean
+.PHONY: help system-deps setup nannyml course lab mlflow-ui test newest-venv unit-newest lint format unit notebooks nbval rerun params refresh lock bench faults clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -73,9 +73,25 @@ mlflow-ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) for $(WORKSPACE) (e.g. W
 # The unit tests and nbval run side by side (2 jobs: the machine has 2 cores and each is mostly one process); each
 # target's output is printed as a block when it ends. Then the papermill re-run, which needs nbval's workspace, beside
 # the run of the notebooks under another model name.
+# NEWEST_VENV (CI sets it, e.g. .venv-3.13, with NEWEST_PYTHON to build it): a second Python version's venv, set up
+# beside the first step's tests; the re-run then executes every notebook on that Python, and the unit tests that depend
+# on the Python version (`-m "not slow"`: not those that run notebooks or kill pipelines) run there too. One course run
+# on each Python, not a third.
+NEWEST_VENV   ?=
+NEWEST_PYTHON ?=
+RERUN_VENV    := $(or $(NEWEST_VENV),$(VENV))
 test: setup lint  ## everything CI checks: lint; unit tests and nbval in parallel; then the re-run and the params run
-	$(MAKE) --no-print-directory -j2 --output-sync=target unit nbval
-	$(MAKE) --no-print-directory -j2 --output-sync=target rerun params
+	$(MAKE) --no-print-directory -j$(if $(NEWEST_VENV),3,2) --output-sync=target unit nbval $(if $(NEWEST_VENV),newest-venv,)
+	$(MAKE) --no-print-directory -j2 --output-sync=target rerun params $(if $(NEWEST_VENV),unit-newest,)
+
+newest-venv:  ## the NEWEST_VENV for make test (NEWEST_PYTHON builds it)
+	@test -n "$(NEWEST_VENV)" || { echo "set NEWEST_VENV (and NEWEST_PYTHON)"; exit 1; }
+	@mkdir -p workspace
+	$(MAKE) --no-print-directory setup PYTHON="$(NEWEST_PYTHON)" VENV="$(NEWEST_VENV)" > workspace/newest-venv.log 2>&1 \
+	  || { cat workspace/newest-venv.log; exit 1; }
+
+unit-newest: newest-venv  ## the unit tests that depend on the Python version, on NEWEST_VENV
+	$(NEWEST_VENV)/bin/python -m pytest -q -p no:cacheprovider --durations=5 -m "not slow" tests --ignore=tests/notebook_runs
 
 lint: setup  ## ruff over the package, the tests and the notebooks
 	$(VENV)/bin/ruff check mlops_helpers tests benchmarks scripts cluster notebooks
@@ -96,9 +112,9 @@ notebooks: setup  ## execute every notebook headless with papermill in a fresh w
 
 # nbval already executes every notebook in a fresh workspace; the papermill runner then runs them all a second time
 # in that same workspace: the notebooks must be re-runnable, and the runner fails any that leaves a process behind.
-rerun: setup  ## papermill: every notebook again, in the workspace nbval just used
+rerun: setup $(if $(NEWEST_VENV),newest-venv,)  ## papermill: every notebook again, in the workspace nbval just used
 	@test -d workspace/nbval || { echo "run make nbval first"; exit 1; }
-	$(PY) -m mlops_helpers.course run --workspace workspace/nbval
+	$(RERUN_VENV)/bin/python -m mlops_helpers.course run --workspace workspace/nbval
 
 nbval: setup  ## re-run the committed notebooks and compare their outputs, in a fresh workspace
 	rm -rf workspace/nbval && mkdir -p workspace/nbval

@@ -6,6 +6,33 @@ import os
 
 import pytest
 
+#: Marked ``slow`` (make test runs them once, on 3.11; ``make unit-newest`` leaves them out on the second Python):
+#: whole modules of pipeline and registry logic that train and register models run after run, and the tests that
+#: execute notebooks, start servers for long, kill pipelines, or validate every manifest. What they test does not
+#: depend on the Python version, and the re-run executes every notebook on the second Python anyway. Together about
+#: three quarters of the unit tests' time (``--durations``). A test keeps the names honest.
+SLOW_MODULES = ("test_pipeline.py", "test_registry.py", "test_alerting_notebook.py", "test_tracking_server_notebook.py")
+SLOW_TESTS = (
+    "test_release.py::test_notebook_09_guard_rolls_back_without_prometheus",
+    "test_serving.py::test_fuzzing_the_openapi_finds_no_server_error",
+    "test_faults.py::test_a_killed_run_leaves_nothing_the_audit_or_the_next_run_gets_wrong",
+    "test_faults.py::test_two_overlapping_runs_lose_no_promotion",
+    "test_kfp_pipeline.py::test_a_local_run_the_gate_refuses_never_releases",
+    "test_protocols.py::test_every_format_predicts_what_mlflow_models_serve_predicts",
+    "test_manifests.py::test_every_generated_manifest_validates_against_its_real_crd_strictly",
+    "test_governance.py::test_lineage_puts_the_dvc_version_a_run_recorded_between_the_file_and_its_dataset",
+    "test_catchup.py::test_runs_then_champion_are_rebuilt_once",
+    "test_workflows.py::test_the_throw_away_tracking_server_is_stopped_with_its_whole_process_tree",
+)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module, name = item.path.name, getattr(item, "originalname", item.name)
+        if module in SLOW_MODULES or f"{module}::{name}" in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 #: What ``workspace.setup`` (through ``mlflow.set_tracking_uri``) writes into the process environment.
 TRACKING_ENV = ("COURSE_WORKSPACE", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 

@@ -125,9 +125,9 @@ def test_ci_runs_the_runtime_proof_once_beside_the_tests():
     assert any(s.get("run", "").startswith("make runtime-proof") for s in jobs["runtime-proof"]["steps"])
     assert not any("runtime-proof" in s.get("run", "") for s in jobs["test"]["steps"])
     ci_run = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
-    # the venv is made in a background subshell `( make runtime-venv ...; ... ) > log &` started before make test
+    # the venv is made in the background (`make runtime-venv ... > log &`), started before make test
     venv = next(i for i, line in enumerate(ci_run) if line.strip().startswith("make runtime-venv"))
-    background = next(i for i, line in enumerate(ci_run) if i > venv and line.rstrip().endswith("&"))
+    background = next(i for i, line in enumerate(ci_run) if i >= venv and line.rstrip().endswith("&"))
     assert all(not line.startswith("make ") for line in ci_run[venv:background]), (
         "make runtime-venv runs in the background"
     )

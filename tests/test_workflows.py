@@ -61,8 +61,12 @@ def test_ci_runs_make_test_on_311_and_the_course_on_the_newest_python():
 
 def test_ci_run_calls_make_test_on_311_and_the_newest_leg():
     script = (REPO_ROOT / ".ci" / "run").read_text()
-    assert 'make test PYTHON="$py311"' in script
-    assert "unit course" in script and "scripts/find_python.sh" in script
+    assert 'make test PYTHON="$py311" "${newest_leg[@]}"' in script
+    assert 'NEWEST_VENV=".venv-$version" NEWEST_PYTHON="$newest"' in script and "scripts/find_python.sh" in script
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    # the re-run executes every notebook on the newest Python, and its version-dependent unit tests run there
+    assert "$(RERUN_VENV)/bin/python -m mlops_helpers.course run --workspace workspace/nbval" in makefile
+    assert "rerun params $(if $(NEWEST_VENV),unit-newest,)" in makefile
 
 
 def test_train_and_deploy_runs_the_pipeline_cli_on_push_schedule_and_by_hand():
@@ -152,3 +156,14 @@ def test_the_throw_away_tracking_server_is_stopped_with_its_whole_process_tree(t
     finally:
         for pid in _group(group):
             psutil.Process(pid).kill()
+
+
+def test_every_test_marked_slow_exists():
+    """conftest's SLOW lists name real tests: a renamed test must not drop out of the mark (and into unit-newest)."""
+    from conftest import SLOW_MODULES, SLOW_TESTS
+
+    tests = REPO_ROOT / "tests"
+    assert all((tests / module).is_file() for module in SLOW_MODULES)
+    for entry in SLOW_TESTS:
+        module, name = entry.split("::")
+        assert f"def {name}(" in (tests / module).read_text(), entry
