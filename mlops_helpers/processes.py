@@ -360,6 +360,7 @@ class Job(Server):
     """
 
     def __init__(self, command: Sequence[str], *, name: str, log_path: Path, env=None, cwd=None) -> None:
+        command = [str(part) for part in command]  # paths welcome
         super().__init__(command, name=name, port=0, health_path=None, log_path=log_path, env=env, cwd=cwd)
 
     def __repr__(self) -> str:
