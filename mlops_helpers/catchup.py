@@ -186,7 +186,7 @@ def ensure_release(
     return registry.version(CHAMPION)
 
 
-#: Feast's own environment (notebook 11): ``make feast-venv`` builds it from feast/requirements.lock, ``make setup`` too.
+#: Feast's own environment (notebook 11): ``make feast-venv`` builds it from its lock, ``make setup`` too.
 FEAST_VENV = REPO_ROOT / ".feast-venv"
 
 
