@@ -31,6 +31,7 @@ def test_the_feast_lock_holds_the_top_level_pins_and_shares_the_frames_libraries
     top = _pins(feast_env.FEAST_IN)
     assert all(feast[name] == version for name, version in top.items())
     assert feast["pandas"] == course["pandas"] and feast["numpy"] == course["numpy"]
+    assert set(feast_env.NOT_INSTALLED) <= set(feast)  # what the venv leaves out is in the lock (else: stale list)
 
 
 def test_the_catch_up_check_accepts_only_a_venv_built_from_todays_lock_with_this_python(tmp_path):
