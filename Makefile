@@ -14,6 +14,7 @@ NANNYML_STAMP := $(VENV)/nannyml/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
+export FEAST_USAGE := False
 
 WORKSPACE ?= workspace
 PORT      ?= 5000
@@ -32,6 +33,7 @@ system-deps:  ## Prometheus, Alertmanager and shellcheck from Debian/Ubuntu pack
 	fi
 
 setup: $(STAMP) $(NANNYML_STAMP)  ## create .venv (newest Python 3.11-3.13, or PYTHON=...), install the pinned environment, the kernel
+	@$(PY) scripts/feast_env.py venv  # Feast's own venv (notebook 11), with this Python; a no-op when up to date
 	@echo "course environment: $(VENV), $$($(PY) --version)"
 
 # NannyML (notebook 12) without its 1.16 GB of dependencies: the few packages it imports beyond the course lock,
@@ -160,8 +162,7 @@ runtime-proof: runtime-venv  ## load the champion with the runtime image's comma
 feast-lock: setup  ## re-resolve feast/requirements.in into feast/requirements.lock (needs the package index)
 	$(PY) scripts/feast_env.py lock
 
-feast-venv: setup  ## Feast's environment as a venv (.feast-venv, with uv; rebuilt when its lock changes)
-	$(PY) scripts/feast_env.py venv
+feast-venv: setup  ## Feast's environment as a venv (.feast-venv, with uv; rebuilt when its lock changes; setup does it)
 
 feast-smoke: feast-venv  ## Feast offline: apply, materialize to SQLite, a point-in-time join, an online lookup
 	$(PY) scripts/feast_env.py smoke

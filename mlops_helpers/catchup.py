@@ -9,15 +9,18 @@ and tagged ``catchup=true`` so it is never mistaken for the learner's own work.
 | :func:`ensure_runs` | tracked runs with a logged model and ``val_rmse`` in the CityBikes experiment | 01 |
 | :func:`ensure_champion` | a registered model with the alias ``champion`` (the best of those runs) | 03 |
 | :func:`ensure_release` | ``champion`` on the model the pipeline promoted from a given batch (e.g. January-May) | 05 |
+| :func:`ensure_feast_venv` | nothing: checks Feast's own environment (``.feast-venv``, made by ``make setup``) | - |
 """
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlops_helpers import data, models
+from mlops_helpers import REPO_ROOT, data, models
 from mlops_helpers.names import (
     CATCHUP_TAG,
     CHAMPION,
@@ -181,3 +184,21 @@ def ensure_release(
         if not result.promoted:
             raise RuntimeError(f"the catch-up's pipeline run did not promote: {result.table().to_dict('records')}")
     return registry.version(CHAMPION)
+
+
+#: Feast's own environment (notebook 11): ``make feast-venv`` builds it from its lock, ``make setup`` too.
+FEAST_VENV = REPO_ROOT / ".feast-venv"
+
+
+def ensure_feast_venv(venv: Path = FEAST_VENV) -> Path:
+    """The Python of Feast's environment, checked to be built from today's ``feast/requirements.lock`` with this
+    kernel's Python (the stamp ``scripts/feast_env.py`` writes). It cannot be rebuilt offline from a cell: a missing or
+    stale one raises with the command to run."""
+    python = venv / "bin" / "python"
+    lock = REPO_ROOT / "feast" / "requirements.lock"
+    stamp = hashlib.sha256(lock.read_bytes() + sys.version.encode()).hexdigest()
+    marker = venv / ".feast-lock.sha256"
+    if not python.exists() or not marker.exists() or marker.read_text() != stamp:
+        raise RuntimeError(f"Feast's environment {venv} is missing or older than feast/requirements.lock (or made "
+                           "with another Python): run `make feast-venv` (make setup builds it)")  # fmt: skip
+    return python

@@ -100,7 +100,12 @@ def install_kernel() -> Path:
     )
     spec_file = Path(sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME / "kernel.json"
     spec = json.loads(spec_file.read_text())
-    spec["env"] = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "DVC_NO_ANALYTICS": "1"}
+    spec["env"] = {
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "DVC_NO_ANALYTICS": "1",
+        "FEAST_USAGE": "False",
+    }
     spec_file.write_text(json.dumps(spec, indent=1) + "\n")
     return spec_file
 

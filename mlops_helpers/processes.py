@@ -12,6 +12,9 @@ Alertmanager) goes through :func:`start`:
   ``atexit`` hook stops anything still running when the interpreter (the notebook kernel) exits, and a small
   watchdog process stops the server if the interpreter dies without running its exit hooks (killed by a signal).
 
+:func:`start_job` runs a command that ends by itself (a script) the same way, in the background: start it early,
+collect it with :meth:`Job.wait`.
+
 Processes are never looked up or killed by name.
 """
 
@@ -343,3 +346,61 @@ def stop_all() -> None:
 
 
 atexit.register(stop_all)
+
+
+class JobError(RuntimeError):
+    """A background job failed or ran out of time. The message ends with its log's tail."""
+
+
+class Job(Server):
+    """A background command that ends by itself (a script, a CLI call), not a server: it listens on no port.
+
+    It starts like a server (own process group, log file, watchdog, stopped by PID at exit) so a notebook can start
+    a slow command early, go on with other cells, and collect the result later with :meth:`wait`.
+    """
+
+    def __init__(self, command: Sequence[str], *, name: str, log_path: Path, env=None, cwd=None) -> None:
+        command = [str(part) for part in command]  # paths welcome
+        super().__init__(command, name=name, port=0, health_path=None, log_path=log_path, env=env, cwd=cwd)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.name} {'running' if self.alive else 'ended'} pid={self.pid}>"
+
+    def wait(self, timeout: float = 300.0) -> Job:
+        """Block until the command ends. A non-zero exit or a timeout stops it (by PID) and raises :class:`JobError`
+        with the log's tail; on success the job is forgotten (nothing is left to stop)."""
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise JobError(f"{self.name} still ran after {timeout:.0f} s (stopped it). Last lines of "
+                           f"{self.log_path}:\n{self.log_tail()}") from None  # fmt: skip
+        self.stop()  # reaps it, stops the watchdog, and any child it left behind
+        if code != 0:
+            raise JobError(f"{self.name} exited with code {code}.\nCommand: {' '.join(self.command)}\n"
+                           f"Last lines of {self.log_path}:\n{self.log_tail()}")  # fmt: skip
+        return self
+
+
+def start_job(
+    command: Sequence[str],
+    *,
+    name: str,
+    log_dir: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+) -> Job:
+    """Start ``command`` in the background and return at once; collect it later with ``job.wait()``.
+
+    The environment is this one with the course's quiet settings (telemetry off) and ``env`` on top; the log goes to
+    ``<log_dir>/<name>.log`` (default: the workspace's ``logs/``), started afresh. Use it as a context manager to stop
+    it (by PID) if a cell fails before it is collected::
+
+        job = start_job([python, "build.py"], name="feast", cwd=folder)
+        ...  # other cells
+        job.wait()
+    """
+    logs = Path(log_dir) if log_dir else default_root() / "logs"
+    log_path = logs / f"{name}.log"
+    log_path.unlink(missing_ok=True)
+    return Job(command, name=name, log_path=log_path, env=env, cwd=cwd).launch()

@@ -28,6 +28,7 @@ QUIET_ENV = {
     "DVC_NO_ANALYTICS": "1",  # DVC's usage analytics (on by default: a background sender contacts an outside host)
     "WHYLOGS_NO_ANALYTICS": "1",  # whylogs' usage statistics (read when whylogs is imported: call quiet() first)
     "NML_DISABLE_USAGE_LOGGING": "1",  # NannyML's usage logging (segment.io)
+    "FEAST_USAGE": "False",  # Feast's usage statistics (notebook 11's .feast-venv inherits it through processes)
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # tqdm bars in outputs are noise for nbval
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # no "View run ... at: http://127.0.0.1:<port>" lines
     "MLFLOW_LOGGING_LEVEL": "WARNING",

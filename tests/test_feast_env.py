@@ -31,3 +31,25 @@ def test_the_feast_lock_holds_the_top_level_pins_and_shares_the_frames_libraries
     top = _pins(feast_env.FEAST_IN)
     assert all(feast[name] == version for name, version in top.items())
     assert feast["pandas"] == course["pandas"] and feast["numpy"] == course["numpy"]
+    assert set(feast_env.NOT_INSTALLED) <= set(feast)  # what the venv leaves out is in the lock (else: stale list)
+
+
+def test_the_catch_up_check_accepts_only_a_venv_built_from_todays_lock_with_this_python(tmp_path):
+    import hashlib
+    import sys
+
+    import pytest
+
+    from mlops_helpers import catchup
+
+    venv = tmp_path / ".feast-venv"
+    with pytest.raises(RuntimeError, match="make feast-venv"):
+        catchup.ensure_feast_venv(venv)  # missing
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").touch()
+    marker = venv / ".feast-lock.sha256"
+    marker.write_text(hashlib.sha256(feast_env.FEAST_LOCK.read_bytes() + sys.version.encode()).hexdigest())
+    assert catchup.ensure_feast_venv(venv) == venv / "bin" / "python"  # the stamp scripts/feast_env.py writes
+    marker.write_text(hashlib.sha256(b"an older lock" + sys.version.encode()).hexdigest())
+    with pytest.raises(RuntimeError, match=r"older than feast/requirements\.lock"):
+        catchup.ensure_feast_venv(venv)

@@ -173,3 +173,22 @@ def test_a_stopped_server_leaves_no_watchdog(tmp_workspace):
     assert watchdog is not None and watchdog.poll() is None
     server.stop()
     assert watchdog.poll() is not None
+
+
+def test_a_job_runs_in_the_background_with_the_quiet_settings_and_is_collected(tmp_path, tmp_workspace):
+    command = [sys.executable, "-c", "import os, time; time.sleep(0.5); print('usage', os.environ['FEAST_USAGE'])"]
+    job = processes.start_job(command, name="job", cwd=tmp_path)
+    assert job.alive and job in processes.running()  # start_job returned while it runs
+    assert job.wait(timeout=20) is job
+    assert not job.alive and not processes.running() and _gone(job.pid)
+    assert job.log_tail() == "usage False"  # telemetry off for the tools it runs (Feast's switch)
+
+
+def test_a_failed_or_slow_job_raises_with_its_log_and_is_stopped(tmp_path, tmp_workspace):
+    failing = processes.start_job([sys.executable, "-c", "print('no repo here'); raise SystemExit(2)"], name="bad")
+    with pytest.raises(processes.JobError, match=r"(?s)exited with code 2.*no repo here"):
+        failing.wait(timeout=20)
+    slow = processes.start_job([sys.executable, "-c", "import time; time.sleep(300)"], name="slow", cwd=tmp_path)
+    with pytest.raises(processes.JobError, match="still ran after 1 s"):
+        slow.wait(timeout=1)
+    assert not processes.running() and _gone(slow.pid) and _gone(failing.pid)
