@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlops_helpers import REPO_ROOT, data, models
+from mlops_helpers import REPO_ROOT, data, environment, models
 from mlops_helpers.names import (
     CATCHUP_TAG,
     CHAMPION,
@@ -186,8 +186,9 @@ def ensure_release(
     return registry.version(CHAMPION)
 
 
-#: Feast's own environment (notebook 11): ``make feast-venv`` builds it from its lock, ``make setup`` too.
-FEAST_VENV = REPO_ROOT / ".feast-venv"
+#: Feast's own environment (notebook 11) for this kernel's venv: ``make feast-venv`` builds it from its lock,
+#: ``make setup`` too.
+FEAST_VENV = environment.feast_venv(sys.prefix)
 
 
 def ensure_feast_venv(venv: Path = FEAST_VENV) -> Path:

@@ -18,6 +18,16 @@ from pathlib import Path
 from mlops_helpers import REPO_ROOT
 
 REQUIREMENTS_IN = REPO_ROOT / "requirements.in"
+
+
+def feast_venv(prefix: str | Path) -> Path:
+    """Feast's own venv (notebook 11) for the course venv at ``prefix``: ``.feast-venv`` beside ``.venv``, and
+    ``.feast-venv-3.13`` beside ``.venv-3.13``. One per course venv, built with its Python: CI sets up a second
+    Python's venv while the first one's notebooks use theirs, and a shared one would be rebuilt under them."""
+    name = Path(prefix).name
+    return REPO_ROOT / (".feast-venv" + (name[len(".venv") :] if name.startswith(".venv") else ""))
+
+
 REQUIREMENTS_LOCK = REPO_ROOT / "requirements.lock"
 #: The model's pins, shipped inside the package (generated from the lock: never edit by hand).
 MODEL_REQUIREMENTS = Path(__file__).resolve().parent / "model-requirements.txt"

@@ -24,10 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from mlops_helpers.environment import feast_venv
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FEAST_IN = REPO_ROOT / "feast" / "requirements.in"
 FEAST_LOCK = REPO_ROOT / "feast" / "requirements.lock"
-VENV = REPO_ROOT / ".feast-venv"
+#: ``.feast-venv`` beside ``.venv``, ``.feast-venv-3.13`` beside ``.venv-3.13``: one per course venv (the package says)
+VENV = feast_venv(sys.prefix)
 #: In the lock but never imported when Feast runs: mypy (with its compiled parts; librt is its runtime) comes with
 #: ``SQLAlchemy[mypy]``, which Feast requires, for the type checker's plugin. The venv installs the lock without them
 #: (``--no-deps``: every other pin is in the lock), and is about 40 MB smaller (536 -> 497 MB).

@@ -53,3 +53,13 @@ def test_the_catch_up_check_accepts_only_a_venv_built_from_todays_lock_with_this
     marker.write_text(hashlib.sha256(b"an older lock" + sys.version.encode()).hexdigest())
     with pytest.raises(RuntimeError, match=r"older than feast/requirements\.lock"):
         catchup.ensure_feast_venv(venv)
+
+
+def test_each_course_venv_has_its_own_feast_venv():
+    """CI sets up a second Python's venv while the first one's notebooks run Feast: a shared venv would be rebuilt under
+    them."""
+    from mlops_helpers.environment import feast_venv
+
+    assert feast_venv(REPO_ROOT / ".venv").name == ".feast-venv"
+    assert feast_venv(REPO_ROOT / ".venv-3.13").name == ".feast-venv-3.13"
+    assert feast_venv("/opt/conda/envs/mlops-course").name == ".feast-venv"  # conda: one per checkout
