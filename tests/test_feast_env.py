@@ -60,6 +60,6 @@ def test_each_course_venv_has_its_own_feast_venv():
     them."""
     from mlops_helpers.environment import feast_venv
 
-    assert feast_venv(REPO_ROOT / ".venv").name == ".feast-venv"
-    assert feast_venv(REPO_ROOT / ".venv-3.13").name == ".feast-venv-3.13"
+    assert feast_venv(ROOT / ".venv").name == ".feast-venv"
+    assert feast_venv(ROOT / ".venv-3.13").name == ".feast-venv-3.13"
     assert feast_venv("/opt/conda/envs/mlops-course").name == ".feast-venv"  # conda: one per checkout
