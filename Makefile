@@ -18,7 +18,7 @@ export DVC_NO_ANALYTICS := 1
 WORKSPACE ?= workspace
 PORT      ?= 5000
 
-.PHONY: help system-deps setup nannyml course lab mlflow-ui test lint format unit notebooks nbval rerun params refresh lock bench faults clean
+.PHONY: help system-deps setup nannyml course lab lab-reset mlflow-ui test lint format unit notebooks nbval rerun params refresh lock bench faults clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -61,14 +61,18 @@ $(STAMP): requirements.lock pyproject.toml scripts/setup.sh
 course: setup  ## run every notebook headless (papermill) in a fresh workspace and print the table
 	$(PY) -m mlops_helpers.course run
 
-lab: setup  ## open JupyterLab on 127.0.0.1 with the course kernel (offline: no news or update checks)
-	COURSE_WORKSPACE=$(CURDIR)/workspace $(VENV)/bin/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks \
-	  --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
-	  --LabApp.extension_manager=readonly --MappingKernelManager.default_kernel_name=mlops-course $(if $(filter 0,$(shell id -u)),--allow-root,)
+lab: setup  ## JupyterLab on 127.0.0.1 on your own copy of the notebooks (lab/notebooks, git-ignored; see scripts/lab.py)
+	$(PY) scripts/lab.py start --workspace $(CURDIR)/workspace
 
-mlflow-ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) for $(WORKSPACE) (e.g. WORKSPACE=workspace/headless)
+lab-reset: setup  ## your lab copy fresh from the course (NB="06" for some), the old one kept in lab/backups/
+	$(PY) scripts/lab.py reset $(NB)
+
+# TRACKING: the folder holding the mlflow.db to show: the workspace's own, or notebook 02's tracking server
+# (`make mlflow-ui TRACKING=workspace/server`, whose artifacts are under its artifacts/ folder).
+TRACKING ?= $(WORKSPACE)
+mlflow-ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) for $(WORKSPACE) (or TRACKING=workspace/server: notebook 02's runs)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --workers 1 --host 127.0.0.1 --port $(PORT) \
-	  --backend-store-uri sqlite:///$(abspath $(WORKSPACE))/mlflow.db
+	  --backend-store-uri sqlite:///$(abspath $(TRACKING))/mlflow.db --artifacts-destination $(abspath $(TRACKING))/artifacts
 
 # The unit tests and nbval run side by side (2 jobs: the machine has 2 cores and each is mostly one process); each
 # target's output is printed as a block when it ends. Then the papermill re-run, which needs nbval's workspace, beside
