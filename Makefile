@@ -11,6 +11,7 @@ UV_VERSION := 0.13.9
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.course-installed
 NANNYML_STAMP := $(VENV)/nannyml/.installed
+BROWSER_STAMP := $(VENV)/browser/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
@@ -18,17 +19,18 @@ export DVC_NO_ANALYTICS := 1
 WORKSPACE ?= workspace
 PORT      ?= 5000
 
-.PHONY: help system-deps setup nannyml course lab lab-reset mlflow-ui test lint format unit notebooks nbval rerun params refresh lock bench faults clean
+.PHONY: help system-deps setup nannyml course lab lab-reset mlflow-ui browser-deps browser test lint format unit notebooks nbval rerun params refresh lock bench faults clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-system-deps:  ## Prometheus, Alertmanager and shellcheck from Debian/Ubuntu packages (asks for sudo unless root)
-	@if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null && command -v shellcheck >/dev/null; then \
-	  echo "prometheus, prometheus-alertmanager and shellcheck are installed"; \
+system-deps:  ## Prometheus, Alertmanager, shellcheck and Chromium (browser test) from Debian/Ubuntu packages (sudo unless root)
+	@if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null && command -v shellcheck >/dev/null \
+	  && [ -x /usr/bin/chromium ]; then \
+	  echo "prometheus, prometheus-alertmanager, shellcheck and chromium are installed"; \
 	else \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus prometheus-alertmanager shellcheck; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus prometheus-alertmanager shellcheck chromium; \
 	fi
 
 setup: $(STAMP) $(NANNYML_STAMP)  ## create .venv (newest Python 3.11-3.13, or PYTHON=...), install the pinned environment, the kernel
@@ -76,10 +78,10 @@ mlflow-ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) for $(WORKSPACE) (or TRA
 
 # The unit tests and nbval run side by side (2 jobs: the machine has 2 cores and each is mostly one process); each
 # target's output is printed as a block when it ends. Then the papermill re-run, which needs nbval's workspace, beside
-# the run of the notebooks under another model name.
-test: setup lint  ## everything CI checks: lint; unit tests and nbval in parallel; then the re-run and the params run
+# the run of the notebooks under another model name, and (when params is done) the real-browser test of the lab.
+test: setup lint  ## everything CI checks: lint; unit tests and nbval in parallel; then the re-run, params and browser runs
 	$(MAKE) --no-print-directory -j2 --output-sync=target unit nbval
-	$(MAKE) --no-print-directory -j2 --output-sync=target rerun params
+	$(MAKE) --no-print-directory -j2 --output-sync=target rerun params browser
 
 lint: setup  ## ruff over the package, the tests and the notebooks
 	$(VENV)/bin/ruff check mlops_helpers tests benchmarks scripts cluster notebooks
@@ -90,10 +92,26 @@ format: setup  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff format mlops_helpers tests benchmarks scripts cluster
 
 unit: setup  ## unit tests of the package, the data, the environment and the committed notebooks' structure
-	$(PY) -m pytest -q --durations=8 tests --ignore=tests/notebook_runs
+	$(PY) -m pytest -q --durations=8 tests --ignore=tests/notebook_runs --ignore=tests/test_browser.py
 
 params: setup  ## the notebooks that declare MODEL_NAME, run with another name: the default name is never touched
 	$(PY) -m pytest -q -p no:cacheprovider --basetemp=workspace/params tests/notebook_runs
+
+# The lab in a real browser (Debian's Chromium driven by Playwright, issue 16): scripts/lab.py as `make lab` runs it,
+# notebook 01 run from the learner copy, a saved report and the MLflow UI opened, no request to any outside host.
+browser-deps: $(BROWSER_STAMP)  ## Playwright for the browser test, into $(VENV)/browser (Chromium: make system-deps)
+$(BROWSER_STAMP): requirements-browser.txt $(STAMP)
+	rm -rf $(VENV)/browser
+	@if [ -x $(VENV)/bin/uv ]; then \
+	  $(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps --target $(VENV)/browser \
+	    $$($(PY) scripts/uv_index_args.py) -r requirements-browser.txt; \
+	else \
+	  $(PY) -m pip install --quiet --no-deps --target $(VENV)/browser -r requirements-browser.txt; \
+	fi
+	@touch $(BROWSER_STAMP)
+
+browser: setup browser-deps  ## the real-browser test of the lab (Chromium + Playwright; screenshots in workspace/browser)
+	PYTHONPATH=$(CURDIR)/$(VENV)/browser $(PY) -m pytest -q -p no:cacheprovider tests/test_browser.py
 
 notebooks: setup  ## execute every notebook headless with papermill in a fresh workspace (as make course)
 	$(PY) -m mlops_helpers.course run

@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     start = sub.add_parser("start", help="make the copy if missing, then start JupyterLab")
     start.add_argument("--workspace", type=Path, default=None)
+    start.add_argument("--lab", type=Path, default=LAB, help="the lab folder (default: lab/; the browser test's own)")
     start.add_argument("--port", type=int, default=None)
     start.add_argument("--no-browser", action="store_true")
     again = sub.add_parser("reset", help="the learner's copy fresh from the course (old one to lab/backups/)")
@@ -132,10 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         where = backup.relative_to(REPO_ROOT) if backup else "nothing to back up"
         print(f"lab/notebooks: fresh copy of {' '.join(args.names) or 'every notebook'} (previous: {where})")
         return 0
-    copied = prepare(workspace=args.workspace)
+    lab = args.lab.resolve()
+    copied = prepare(lab, workspace=args.workspace)
     if copied:
-        print(f"lab/notebooks: copied {len(copied)} notebook(s) from notebooks/ (your copy; the repo is never touched)")
-    command = lab_command(port=args.port, open_browser=not args.no_browser)
+        print(
+            f"{lab.name}/notebooks: copied {len(copied)} notebook(s) from notebooks/ (your copy; the repo is untouched)"
+        )
+    command = lab_command(lab, port=args.port, open_browser=not args.no_browser)
     os.execvpe(command[0], command, lab_env(args.workspace))
     return 0  # not reached
 

@@ -185,7 +185,9 @@ def _interrupt_a_waiting_subprocess_run(import_processes: bool) -> list[str]:
     try:
         if import_processes:
             kc.execute_interactive("from mlops_helpers import processes", timeout=120)
-        stubborn = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+        stubborn = (
+            "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+        )
         msg_id = kc.execute(f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {stubborn!r}])")
         kernel = psutil.Process(km.provisioner.process.pid)
         deadline = time.monotonic() + 30
