@@ -90,9 +90,16 @@ def reset(names: list[str] | None = None, lab: Path = LAB, source: Path = SOURCE
 
 
 def lab_command(
-    lab: Path = LAB, port: int | None = None, python: str = sys.executable, open_browser: bool = True
+    lab: Path = LAB,
+    port: int | None = None,
+    python: str = sys.executable,
+    open_browser: bool = True,
 ) -> list[str]:
-    """The ``jupyter lab`` command: loopback only, the lab folder as root, the course kernel, nothing fetched."""
+    """The ``jupyter lab`` command: loopback only, the lab folder as root, the course kernel, nothing fetched.
+
+    The lab's ``workspace`` link points outside the lab folder: the contents API (the file browser, the notebook and
+    HTML viewers) follows it; the ``/files/`` route (download, "open in a new browser tab") refuses it, 403.
+    """
     command = [
         python, "-m", "jupyterlab",
         "--ip=127.0.0.1", f"--ServerApp.root_dir={lab}",
