@@ -348,8 +348,8 @@ def reap_interrupted(result: object) -> None:
     ``subprocess.run`` interrupted (the kernel's interrupt button, which signals the kernel's process group) kills
     its child but, by design, does not wait for it: the child stays a zombie until the kernel exits, held by the
     ``Popen`` object in the traceback IPython keeps. This IPython ``post_run_cell`` hook finds the ``Popen`` objects
-    in that traceback's frames and waits for each (``Popen.wait``: the exit code stays correct; nothing is looked up
-    by name or reaped behind its owner's back).
+    in that traceback's ``subprocess`` frames and waits for each (``Popen.wait``: the exit code stays correct;
+    nothing is looked up by name or reaped behind its owner's back).
     """
     error = getattr(result, "error_in_exec", None)
     if not isinstance(error, KeyboardInterrupt):
@@ -357,6 +357,11 @@ def reap_interrupted(result: object) -> None:
     seen: set[int] = set()
     tb = error.__traceback__
     while tb is not None:
+        # Only frames of the subprocess module (run, call, check_output, communicate): a Popen the learner holds in
+        # a variable of their own, or a server started by this module, is theirs to stop, and is left alone.
+        if tb.tb_frame.f_code.co_filename != subprocess.__file__:
+            tb = tb.tb_next
+            continue
         for value in list(tb.tb_frame.f_locals.values()):
             if isinstance(value, subprocess.Popen) and id(value) not in seen:
                 seen.add(id(value))

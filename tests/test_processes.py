@@ -215,3 +215,22 @@ def test_an_interrupted_subprocess_run_leaves_a_zombie_without_the_hook():
 
 def test_an_interrupted_subprocess_run_leaves_no_zombie_once_processes_is_imported():
     assert _interrupt_a_waiting_subprocess_run(import_processes=True) == []
+
+
+def test_the_hook_leaves_a_learners_own_popen_alone():
+    # Interrupting a cell must not stop a process the learner holds in a variable (only subprocess's own frames).
+    class Result:
+        pass
+
+    own = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            result = Result()
+            result.error_in_exec = exc
+        processes.reap_interrupted(result)
+        assert own.poll() is None
+    finally:
+        own.kill()
+        own.wait()
