@@ -11,6 +11,7 @@ UV_VERSION := 0.13.9
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.course-installed
 NANNYML_STAMP := $(VENV)/nannyml/.installed
+BROWSER_STAMP := $(VENV)/browser/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
@@ -19,17 +20,18 @@ export FEAST_USAGE := False
 WORKSPACE ?= workspace
 PORT      ?= 5000
 
-.PHONY: help system-deps setup nannyml course lab mlflow-ui test newest-venv unit-newest lint format unit notebooks nbval rerun params refresh lock bench faults clean
+.PHONY: help system-deps setup nannyml course lab lab-reset mlflow-ui browser-deps browser test newest-venv unit-newest lint format unit notebooks nbval rerun params refresh lock bench faults clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-system-deps:  ## Prometheus, Alertmanager and shellcheck from Debian/Ubuntu packages (asks for sudo unless root)
-	@if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null && command -v shellcheck >/dev/null; then \
-	  echo "prometheus, prometheus-alertmanager and shellcheck are installed"; \
+system-deps:  ## Prometheus, Alertmanager, shellcheck and Chromium (browser test) from Debian/Ubuntu packages (sudo unless root)
+	@if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null && command -v shellcheck >/dev/null \
+	  && [ -x /usr/bin/chromium ]; then \
+	  echo "prometheus, prometheus-alertmanager, shellcheck and chromium are installed"; \
 	else \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus prometheus-alertmanager shellcheck; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus prometheus-alertmanager shellcheck chromium; \
 	fi
 
 setup: $(STAMP) $(NANNYML_STAMP)  ## create .venv (newest Python 3.11-3.13, or PYTHON=...), install the pinned environment, the kernel
@@ -63,18 +65,23 @@ $(STAMP): requirements.lock pyproject.toml scripts/setup.sh
 course: setup  ## run every notebook headless (papermill) in a fresh workspace and print the table
 	$(PY) -m mlops_helpers.course run
 
-lab: setup  ## open JupyterLab on 127.0.0.1 with the course kernel (offline: no news or update checks)
-	COURSE_WORKSPACE=$(CURDIR)/workspace $(VENV)/bin/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks \
-	  --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
-	  --LabApp.extension_manager=readonly --MappingKernelManager.default_kernel_name=mlops-course $(if $(filter 0,$(shell id -u)),--allow-root,)
+lab: setup  ## JupyterLab on 127.0.0.1 on your own copy of the notebooks (lab/notebooks, git-ignored; see scripts/lab.py)
+	$(PY) scripts/lab.py start --workspace $(CURDIR)/workspace
 
-mlflow-ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) for $(WORKSPACE) (e.g. WORKSPACE=workspace/headless)
+lab-reset: setup  ## your lab copy fresh from the course (NB="06" for some), the old one kept in lab/backups/
+	$(PY) scripts/lab.py reset $(NB)
+
+# TRACKING: the folder holding the mlflow.db to show: the workspace's own, or notebook 02's tracking server
+# (`make mlflow-ui TRACKING=workspace/server`, whose artifacts are under its artifacts/ folder).
+TRACKING ?= $(WORKSPACE)
+mlflow-ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) for $(WORKSPACE) (or TRACKING=workspace/server: notebook 02's runs)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --workers 1 --host 127.0.0.1 --port $(PORT) \
-	  --backend-store-uri sqlite:///$(abspath $(WORKSPACE))/mlflow.db
+	  --backend-store-uri sqlite:///$(abspath $(TRACKING))/mlflow.db --artifacts-destination $(abspath $(TRACKING))/artifacts
 
 # The unit tests and nbval run side by side (2 jobs: the machine has 2 cores and each is mostly one process); each
 # target's output is printed as a block when it ends. Then the papermill re-run, which needs nbval's workspace, beside
-# the run of the notebooks under another model name.
+# the run of the notebooks under another model name. The real-browser test of the lab runs in the first step, once
+# a slot is free (after the second venv's set-up, or nbval).
 # NEWEST_VENV (CI sets it, e.g. .venv-3.13, with NEWEST_PYTHON to build it): a second Python version's venv, set up
 # beside the first step's tests; the re-run then executes every notebook on that Python, and the unit tests that depend
 # on the Python version (`-m "not slow"`: not those that run notebooks or kill pipelines) run there too. One course run
@@ -82,8 +89,8 @@ mlflow-ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) for $(WORKSPACE) (e.g. W
 NEWEST_VENV   ?=
 NEWEST_PYTHON ?=
 RERUN_VENV    := $(or $(NEWEST_VENV),$(VENV))
-test: setup lint  ## everything CI checks: lint; unit tests and nbval in parallel; then the re-run and the params run
-	$(MAKE) --no-print-directory -j$(if $(NEWEST_VENV),3,2) --output-sync=target unit nbval $(if $(NEWEST_VENV),newest-venv,)
+test: setup lint  ## everything CI checks: lint; unit tests, nbval and the browser test; then the re-run and the params run
+	$(MAKE) --no-print-directory -j$(if $(NEWEST_VENV),3,2) --output-sync=target unit nbval $(if $(NEWEST_VENV),newest-venv,) browser
 	$(MAKE) --no-print-directory -j2 --output-sync=target rerun params $(if $(NEWEST_VENV),unit-newest,)
 
 newest-venv:  ## the NEWEST_VENV for make test (NEWEST_PYTHON builds it)
@@ -93,7 +100,8 @@ newest-venv:  ## the NEWEST_VENV for make test (NEWEST_PYTHON builds it)
 	  || { cat workspace/newest-venv.log; exit 1; }
 
 unit-newest: newest-venv  ## the unit tests that depend on the Python version, on NEWEST_VENV
-	$(NEWEST_VENV)/bin/python -m pytest -q -p no:cacheprovider --durations=5 -m "not slow" tests --ignore=tests/notebook_runs
+	$(NEWEST_VENV)/bin/python -m pytest -q -p no:cacheprovider --durations=5 -m "not slow" tests --ignore=tests/notebook_runs \
+	  --ignore=tests/test_browser.py
 
 lint: setup  ## ruff over the package, the tests and the notebooks
 	$(VENV)/bin/ruff check mlops_helpers tests benchmarks scripts cluster notebooks
@@ -104,10 +112,26 @@ format: setup  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff format mlops_helpers tests benchmarks scripts cluster
 
 unit: setup  ## unit tests of the package, the data, the environment and the committed notebooks' structure
-	$(PY) -m pytest -q --durations=8 tests --ignore=tests/notebook_runs
+	$(PY) -m pytest -q --durations=8 tests --ignore=tests/notebook_runs --ignore=tests/test_browser.py
 
 params: setup  ## the notebooks that declare MODEL_NAME, run with another name: the default name is never touched
 	$(PY) -m pytest -q -p no:cacheprovider --basetemp=workspace/params tests/notebook_runs
+
+# The lab in a real browser (Debian's Chromium driven by Playwright, issue 16): scripts/lab.py as `make lab` runs it,
+# notebook 01 run from the learner copy, a saved report and the MLflow UI opened, no request to any outside host.
+browser-deps: $(BROWSER_STAMP)  ## Playwright for the browser test, into $(VENV)/browser (Chromium: make system-deps)
+$(BROWSER_STAMP): requirements-browser.txt $(STAMP)
+	rm -rf $(VENV)/browser
+	@if [ -x $(VENV)/bin/uv ]; then \
+	  $(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps --target $(VENV)/browser \
+	    $$($(PY) scripts/uv_index_args.py) -r requirements-browser.txt; \
+	else \
+	  $(PY) -m pip install --quiet --no-deps --target $(VENV)/browser -r requirements-browser.txt; \
+	fi
+	@touch $(BROWSER_STAMP)
+
+browser: setup browser-deps  ## the real-browser test of the lab (Chromium + Playwright; screenshots in workspace/browser)
+	PYTHONPATH=$(CURDIR)/$(VENV)/browser $(PY) -m pytest -q -p no:cacheprovider tests/test_browser.py
 
 notebooks: setup  ## execute every notebook headless with papermill in a fresh workspace (as make course)
 	$(PY) -m mlops_helpers.course run

@@ -345,6 +345,47 @@ def stop_all() -> None:
         server.stop()
 
 
+def reap_interrupted(result: object) -> None:
+    """After a cell that ended in KeyboardInterrupt, kill and reap the child processes it was waiting on.
+
+    ``subprocess.run`` interrupted (the kernel's interrupt button, which signals the kernel's process group) kills
+    its child but, by design, does not wait for it: the child stays a zombie until the kernel exits, held by the
+    ``Popen`` object in the traceback IPython keeps. This IPython ``post_run_cell`` hook finds the ``Popen`` objects
+    in that traceback's ``subprocess`` frames and waits for each (``Popen.wait``: the exit code stays correct;
+    nothing is looked up by name or reaped behind its owner's back).
+    """
+    error = getattr(result, "error_in_exec", None)
+    if not isinstance(error, KeyboardInterrupt):
+        return
+    seen: set[int] = set()
+    tb = error.__traceback__
+    while tb is not None:
+        # Only frames of the subprocess module (run, call, check_output, communicate): a Popen the learner holds in
+        # a variable of their own, or a server started by this module, is theirs to stop, and is left alone.
+        if tb.tb_frame.f_code.co_filename != subprocess.__file__:
+            tb = tb.tb_next
+            continue
+        for value in list(tb.tb_frame.f_locals.values()):
+            if isinstance(value, subprocess.Popen) and id(value) not in seen:
+                seen.add(id(value))
+                if value.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        value.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    value.wait(timeout=5)
+        tb = tb.tb_next
+
+
+def _register_ipython_hook() -> None:
+    """Register :func:`reap_interrupted` once when imported inside an IPython kernel (nothing happens elsewhere)."""
+    ipython_module = sys.modules.get("IPython")
+    shell = ipython_module.get_ipython() if ipython_module is not None else None
+    if shell is None or getattr(shell, "_course_reaps_interrupted", False):
+        return
+    shell.events.register("post_run_cell", reap_interrupted)
+    shell._course_reaps_interrupted = True
+
+
 atexit.register(stop_all)
 
 
@@ -404,3 +445,6 @@ def start_job(
     log_path = logs / f"{name}.log"
     log_path.unlink(missing_ok=True)
     return Job(command, name=name, log_path=log_path, env=env, cwd=cwd).launch()
+
+
+_register_ipython_hook()

@@ -192,3 +192,64 @@ def test_a_failed_or_slow_job_raises_with_its_log_and_is_stopped(tmp_path, tmp_w
     with pytest.raises(processes.JobError, match="still ran after 1 s"):
         slow.wait(timeout=1)
     assert not processes.running() and _gone(slow.pid) and _gone(failing.pid)
+
+
+def _interrupt_a_waiting_subprocess_run(import_processes: bool) -> list[str]:
+    """In a real kernel: a cell waits in ``subprocess.run`` on a child that outlives SIGINT (as 02's second client
+    can, busy importing mlflow); the kernel is interrupted (its process group gets SIGINT, as the lab's button does).
+    Returns the states of the kernel's child processes once the cell has ended."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", startup_timeout=180)
+    try:
+        if import_processes:
+            kc.execute_interactive("from mlops_helpers import processes", timeout=120)
+        stubborn = (
+            "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+        )
+        msg_id = kc.execute(f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {stubborn!r}])")
+        kernel = psutil.Process(km.provisioner.process.pid)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not kernel.children():
+            time.sleep(0.1)
+        assert kernel.children(), "the cell's child process never started"
+        time.sleep(0.5)
+        km.interrupt_kernel()
+        while True:
+            reply = kc.get_shell_msg(timeout=30)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+        kc.execute_interactive("1", timeout=30)  # the next cell: post_run_cell hooks of the interrupted one are done
+        return [child.status() for child in kernel.children()]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def test_an_interrupted_subprocess_run_leaves_a_zombie_without_the_hook():
+    # The bug the hook fixes (issue 16, item 7): subprocess.run kills its child on KeyboardInterrupt but does not wait.
+    assert psutil.STATUS_ZOMBIE in _interrupt_a_waiting_subprocess_run(import_processes=False)
+
+
+def test_an_interrupted_subprocess_run_leaves_no_zombie_once_processes_is_imported():
+    assert _interrupt_a_waiting_subprocess_run(import_processes=True) == []
+
+
+def test_the_hook_leaves_a_learners_own_popen_alone():
+    # Interrupting a cell must not stop a process the learner holds in a variable (only subprocess's own frames).
+    class Result:
+        pass
+
+    own = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            result = Result()
+            result.error_in_exec = exc
+        processes.reap_interrupted(result)
+        assert own.poll() is None
+    finally:
+        own.kill()
+        own.wait()
