@@ -1,7 +1,7 @@
 """Exercises a learner can check: ``q1.check(answer)``, ``q1.hint()``, ``q1.solution()`` (notebooks 00-03).
 
 In the spirit of Kaggle Learn's checks: :meth:`Exercise.check` says *what* is wrong in an answer (no answer yet,
-the wrong type, a missing key, off by how much), never raises on a wrong answer, and returns a :class:`Verdict`
+the wrong type, a missing key, off by how much), never raises on a wrong or empty answer, and returns a :class:`Verdict`
 that is true only when the answer is right, so a solution cell can ``assert q1.check(answer)``. The reference an
 answer is checked against is computed from the learner's own state (their data frames, their tracking store, their
 registry), never a number written here.
@@ -63,6 +63,9 @@ class Exercise:
             return Verdict(True, self.checker(*answers))
         except NotYet as wrong:
             return Verdict(False, str(wrong))
+        except Exception as error:  # an answer the checker could not even read: say so, do not raise
+            first_line = (str(error).strip().splitlines() or [""])[0][:200]
+            return Verdict(False, f"your answer could not be checked: {type(error).__name__}: {first_line}")
 
     def hint(self, level: int | None = None) -> None:
         """Print the next hint (or hint ``level``, from 1): each one gives a little more away."""

@@ -41,6 +41,8 @@ def test_a_checker_that_raises_not_yet_gives_its_reason():
         raise exercises.NotYet(f"{answer} is wrong")
 
     _not_yet(exercises.Exercise("00", 1, checker).check(7), "7 is wrong")
+    unreadable = exercises.Exercise("00", 1, lambda answer: float(answer)).check("many")
+    _not_yet(unreadable, "could not be checked: ValueError: could not convert")
 
 
 def test_hints_are_tiered(capsys):
