@@ -32,7 +32,7 @@ def _passes(verdict: exercises.Verdict) -> None:
 def test_an_empty_answer_is_not_yet_and_never_raises():
     exercise = exercises.Exercise("00", 1, lambda answer: "right", ["first", "second"])
     for empty in (..., None):
-        _not_yet(exercise.check(empty), "no answer yet", "exercise 1")
+        _not_yet(exercise.check(empty), "no answer: replace `...`", "exercise 1")
     _not_yet(exercise.check())
 
 
@@ -115,7 +115,7 @@ def test_notebook_01(tmp_workspace, module_tracking_env):
             mlflow.log_metric("val_rmse", value)
     q1, q2, q3 = exercises.notebook_01("exercise-test", "s1")
     for q in (q1, q2, q3):
-        _not_yet(q.check(...), "no answer yet")
+        _not_yet(q.check(...), "no answer: replace `...`")
     _not_yet(q1.check({"knn-5": 3}), "knn-25")
     _not_yet(q1.check({"knn-5": 2, "knn-25": 5}), "knn-5 is number 3 of 5")
     _passes(q1.check({"knn-5": 3, "knn-25": 5}))
@@ -138,7 +138,7 @@ def test_notebook_03(ridge_challenger):
     client = MlflowClient()
     q1, q2, q3 = exercises.notebook_03(MODEL_NAME)
     for q in (q1, q2, q3):
-        _not_yet(q.check(None), "no answer yet")
+        _not_yet(q.check(None), "no answer: replace `...`")
     _not_yet(q1.check(ridge), "no 'validation_status' tag")
     client.set_model_version_tag(MODEL_NAME, ridge, "validation_status", "passed")
     _not_yet(q1.check(ridge), "is worse", "not 'failed'")
