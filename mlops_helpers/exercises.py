@@ -58,7 +58,8 @@ class Exercise:
     def check(self, *answers: Any) -> Verdict:
         """Check an answer; an empty one (``...`` or ``None``) is "not yet", never an exception."""
         if not answers or any(a is ... or a is None for a in answers):
-            return Verdict(False, f"no answer: replace `...` in the answer cell of exercise {self.number}, then run it again")
+            empty = f"no answer: replace `...` in the answer cell of exercise {self.number}, then run it again"
+            return Verdict(False, empty)
         try:
             return Verdict(True, self.checker(*answers))
         except NotYet as wrong:
