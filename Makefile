@@ -20,7 +20,7 @@ export FEAST_USAGE := False
 WORKSPACE ?= workspace
 PORT      ?= 5000
 
-.PHONY: help system-deps setup nannyml course lab lab-reset mlflow-ui browser-deps browser test newest-venv unit-newest lint format unit notebooks nbval rerun params refresh lock bench faults clean
+.PHONY: help system-deps setup nannyml course lab lab-reset mlflow-ui browser-deps browser test newest-venv unit-newest lint format unit notebooks nbval rerun params refresh lock bench faults clean student
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -137,10 +137,15 @@ notebooks: setup  ## execute every notebook headless with papermill in a fresh w
 	$(PY) -m mlops_helpers.course run
 
 # nbval already executes every notebook in a fresh workspace; the papermill runner then runs them all a second time
-# in that same workspace: the notebooks must be re-runnable, and the runner fails any that leaves a process behind.
-rerun: setup $(if $(NEWEST_VENV),newest-venv,)  ## papermill: every notebook again, in the workspace nbval just used
+# in that same workspace, as the STUDENT edition (solutions removed), on the second Python when NEWEST_VENV is set:
+# one run proves that the notebooks are re-runnable and that the student notebooks run top to bottom; the runner
+# fails any that leaves a process behind.
+rerun: student $(if $(NEWEST_VENV),newest-venv,)  ## papermill: every student notebook, in the workspace nbval just used
 	@test -d workspace/nbval || { echo "run make nbval first"; exit 1; }
-	$(RERUN_VENV)/bin/python -m mlops_helpers.course run --workspace workspace/nbval
+	$(RERUN_VENV)/bin/python -m mlops_helpers.course run --workspace workspace/nbval --notebooks student
+
+student: setup  ## the student edition: the notebooks without their solution cells, in student/ (git-ignored)
+	$(PY) scripts/student.py --out student
 
 nbval: setup  ## re-run the committed notebooks and compare their outputs, in a fresh workspace
 	rm -rf workspace/nbval && mkdir -p workspace/nbval

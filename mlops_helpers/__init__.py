@@ -11,6 +11,7 @@ Each module does one job; its first docstring line says which, and the notebook 
 | ``plots`` | the figures the notebooks share | 00 |
 | ``models`` | the model families, seeded, and how a model is logged | 01 |
 | ``processes`` | background servers on 127.0.0.1: start, wait, stop by PID | 02 |
+| ``exercises`` | exercises a learner can check: ``q1.check(answer)``, ``q1.hint()``, ``q1.solution()`` | 00 |
 | ``catchup`` | catch-up cells: rebuild an earlier notebook's state so any notebook runs alone | 03 |
 | ``registry`` | aliases, versions and the audit trail of alias moves (writer and checker); the write lease | 03 |
 | ``jsonl`` | append-only JSON Lines files and their reader (prediction log, alert notifications) | 04 |

@@ -2,13 +2,14 @@
 
 Command line (``make course`` calls the first form)::
 
-    python -m mlops_helpers.course run [--only 01 02 ...] [--workspace DIR] [-p NAME VALUE ...] [--fail-fast]
+    python -m mlops_helpers.course run [--only 01 02 ...] [--workspace DIR] [--notebooks DIR] [-p NAME VALUE ...]
     python -m mlops_helpers.course refresh [--only 01 ...]   # maintainers: re-execute and commit with outputs
     python -m mlops_helpers.course list
     python -m mlops_helpers.course install-kernel
 
 ``run`` executes the notebooks in order in one workspace (default: a fresh ``workspace/headless``, emptied first;
-an explicit ``--workspace`` is reused as it is, so a second run shows that the notebooks are re-runnable). Executed
+an explicit ``--workspace`` is reused as it is, so a second run shows that the notebooks are re-runnable;
+``--notebooks student`` runs the student edition of ``make student`` instead of ``notebooks/``). Executed
 copies are written to ``<workspace>/executed/``. ``-p NAME VALUE`` is passed to every notebook whose parameters
 cell declares NAME. The table at the end gives each notebook's status and seconds; a failure names the notebook and
 the cell, keeps the executed copy, and makes the exit code 1.
@@ -303,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("NAME", "VALUE"),
         help="a notebook parameter, passed to every notebook that declares it",
     )
+    run_p.add_argument("--notebooks", type=Path, help="the folder of notebooks to run (default: notebooks/)")
     run_p.add_argument("--fail-fast", action="store_true", help="stop at the first failing notebook")
     run_p.add_argument("--timeout", type=int, default=600, help="seconds a single cell may take (default 600)")
     run_p.add_argument("--log-output", action="store_true", help="stream the notebooks' outputs while running")
@@ -335,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         fail_fast=args.fail_fast,
         timeout=args.timeout,
         log_output=args.log_output,
+        notebook_dir=args.notebooks.resolve() if args.notebooks else None,
     )
     print()
     print(format_table(results))

@@ -99,3 +99,12 @@ def test_a_notebook_that_leaves_a_server_running_fails(notebook_dir, tmp_path):
     (result,) = course.run(["03"], tmp_path / "ws", notebook_dir=notebook_dir)
     assert result.status == "failed" and "left 1 process(es) running" in result.error
     assert not course.leftover_processes(tmp_path / "ws", wait=0)
+
+
+def test_cli_runs_another_folder_of_notebooks(notebook_dir, tmp_path, capsys):
+    """`make rerun` runs the student edition this way: `--notebooks student`."""
+    assert (
+        course.main(["run", "--notebooks", str(notebook_dir), "--only", "00", "--workspace", str(tmp_path / "a")]) == 0
+    )
+    assert "00_ok.ipynb" in capsys.readouterr().out
+    assert (tmp_path / "a" / "seen.txt").read_text() == "1"

@@ -108,6 +108,21 @@ class TestCommittedNotebook:
         assert _code_cells(nb.__class__(cells=nb.cells[solutions_at:])), "solutions are code that CI executes"
         assert "**Next:**" in markdown[-1] or path == NOTEBOOKS[-1]
 
+    def test_solutions_are_tagged_for_the_student_edition(self, path):
+        """`make student` removes the cells tagged `solution`: the heading and every solution's code, nothing before
+        the exercises, and never the closing **Next:** cell."""
+        nb = _load(path)
+        tagged = [i for i, c in enumerate(nb.cells) if "solution" in c.metadata.get("tags", [])]
+        solutions_at = next(i for i, c in enumerate(nb.cells) if c.source.startswith("### Solutions"))
+        assert tagged and tagged[0] == solutions_at, "the '### Solutions' heading is the first cell tagged 'solution'"
+        assert any(nb.cells[i].cell_type == "code" for i in tagged), "no solution code is tagged 'solution'"
+        untagged_code = [c.source.splitlines()[0] for c in _code_cells(nb.__class__(cells=nb.cells[solutions_at:]))
+                         if "solution" not in c.metadata.get("tags", [])]  # fmt: skip
+        assert all(line.startswith("# extra code") for line in untagged_code), (
+            f"untagged after the heading: {untagged_code}"
+        )
+        assert not any("**Next:**" in nb.cells[i].source for i in tagged), "the **Next:** cell stays in the student's"
+
     def test_no_wrapped_line_reads_as_a_numbered_item(self, path):
         """A list item's text wrapped so that a line starts with a number and a period ("   50.") renders as a nested
         numbered list (notebook 01 once showed "...RMSE is under AX.")."""
