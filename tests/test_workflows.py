@@ -65,7 +65,8 @@ def test_ci_run_calls_make_test_on_311_and_the_newest_leg():
     assert 'NEWEST_VENV=".venv-$version" NEWEST_PYTHON="$newest"' in script and "scripts/find_python.sh" in script
     makefile = (REPO_ROOT / "Makefile").read_text()
     # the re-run executes every notebook on the newest Python, and its version-dependent unit tests run there
-    assert "$(RERUN_VENV)/bin/python -m mlops_helpers.course run --workspace workspace/nbval --notebooks student" in makefile
+    rerun = "$(RERUN_VENV)/bin/python -m mlops_helpers.course run --workspace workspace/nbval --notebooks student"
+    assert rerun in makefile
     assert "rerun params $(if $(NEWEST_VENV),unit-newest,)" in makefile
 
 
