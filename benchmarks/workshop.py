@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/workshop.py                      # 3 learners, notebooks 01 02 04 06, at once
     .venv/bin/python benchmarks/workshop.py --learners 1 --all   # one learner's whole course (as `make course`)
+    .venv/bin/python benchmarks/workshop.py -p SERVER_TIMEOUT 180  # a notebook parameter for every learner
 
 Each learner gets their own copy of the repository (``git clone --local`` of this one's HEAD, in ``--root``) and
 their own workspace (``<copy>/workspace/headless``, as ``COURSE_WORKSPACE``); all share the one course venv, as the
@@ -81,7 +82,7 @@ def make_copies(root: Path, count: int) -> list[Learner]:
     return learners
 
 
-def start(learner: Learner, only: list[str] | None) -> None:
+def start(learner: Learner, only: list[str] | None, params: list[list[str]]) -> None:
     """Start the learner's headless run in their copy, their workspace, their package first on the path."""
     learner.workspace.mkdir(parents=True)
     env = dict(psutil.Process().environ())
@@ -89,6 +90,8 @@ def start(learner: Learner, only: list[str] | None) -> None:
     command = [sys.executable, "-m", "mlops_helpers.course", "run", "--workspace", str(learner.workspace)]
     if only:
         command += ["--only", *only]
+    for name, value in params:
+        command += ["-p", name, value]
     learner.started = time.monotonic()
     learner.runner = subprocess.Popen(
         command, cwd=learner.copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -202,6 +205,15 @@ def main() -> int:
     parser.add_argument("--all", action="store_true", help="every notebook, as make course")
     parser.add_argument("--root", type=Path, default=Path("/tmp/course-workshop"), help="where the copies go")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
+    parser.add_argument(
+        "-p",
+        dest="params",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a notebook parameter, as the runner's -p (e.g. -p SERVER_TIMEOUT 180)",
+    )
     args = parser.parse_args()
     only = None if args.all else args.notebooks
 
@@ -209,7 +221,7 @@ def main() -> int:
     problems: list[str] = []
     began = time.monotonic()
     for learner in learners:
-        start(learner, only)
+        start(learner, only, args.params)
     readers = []
     for learner in learners:
 
