@@ -18,6 +18,7 @@ export DVC_NO_ANALYTICS := 1
 export FEAST_USAGE := False
 
 WORKSPACE ?= workspace
+WHEELHOUSE ?= wheelhouse
 PORT      ?= 5000
 
 .PHONY: help system-deps setup nannyml course lab lab-reset mlflow-ui browser-deps browser test newest-venv unit-newest lint format unit notebooks nbval rerun params refresh lock bench faults clean student
@@ -44,11 +45,13 @@ setup: $(STAMP) $(NANNYML_STAMP)  ## create .venv (newest Python 3.11-3.13, or P
 nannyml: $(NANNYML_STAMP)  ## NannyML for notebook 12, into $(VENV)/nannyml (setup does it too)
 $(NANNYML_STAMP): requirements-nannyml.txt $(STAMP)
 	rm -rf $(VENV)/nannyml
-	@if [ -x $(VENV)/bin/uv ]; then \
+	@wheels=$(WHEELHOUSE)/$$($(PY) -c 'import sys; print("cp%d%d" % sys.version_info[:2])'); \
+	if [ -f $$wheels/.complete ]; then index="--no-index --find-links $$wheels"; else index=""; fi; \
+	if [ -x $(VENV)/bin/uv ]; then \
 	  $(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps --target $(VENV)/nannyml \
-	    $$($(PY) scripts/uv_index_args.py) -r requirements-nannyml.txt; \
+	    $${index:-$$($(PY) scripts/uv_index_args.py)} -r requirements-nannyml.txt; \
 	else \
-	  $(PY) -m pip install --quiet --no-deps --target $(VENV)/nannyml -r requirements-nannyml.txt; \
+	  $(PY) -m pip install --quiet --no-deps --target $(VENV)/nannyml $$index -r requirements-nannyml.txt; \
 	fi
 	@touch $(NANNYML_STAMP)
 
@@ -59,7 +62,7 @@ ifneq ($(shell $(PY) -VV 2>/dev/null),$(shell $(PYTHON) -VV 2>/dev/null))
 endif
 endif
 $(STAMP): requirements.lock pyproject.toml scripts/setup.sh
-	@PYTHON="$(PYTHON)" VENV="$(VENV)" INSTALLER="$(INSTALLER)" UV_VERSION="$(UV_VERSION)" scripts/setup.sh
+	@PYTHON="$(PYTHON)" VENV="$(VENV)" INSTALLER="$(INSTALLER)" UV_VERSION="$(UV_VERSION)" WHEELHOUSE="$(WHEELHOUSE)" scripts/setup.sh
 	@touch $(STAMP)
 
 course: setup  ## run every notebook headless (papermill) in a fresh workspace and print the table
@@ -195,3 +198,20 @@ feast-venv: setup  ## Feast's environment as a venv (.feast-venv, with uv; rebui
 
 feast-smoke: feast-venv  ## Feast offline: apply, materialize to SQLite, a point-in-time join, an online lookup
 	$(PY) scripts/feast_env.py smoke
+
+# --- Workshops (docs/instructor-guide.md). The offline wheelhouse: on a machine with the package index, every wheel
+# of requirements.lock (the two pure-Python packages that ship only a source archive, kfp-server-api and DVC's
+# antlr4-python3-runtime, and whylogs-sketching on 3.13, are built into wheels here), NannyML's few packages, uv and
+# pip, for the venv's Python version only (wheelhouse/cp311, cp312, cp313: run it once per version the room uses).
+# scripts/setup.sh and the nannyml rule then install from it with --no-index: no network needed. Written to a
+# .partial folder first and marked complete at the end, so a broken download is never taken for a wheelhouse.
+.PHONY: wheelhouse
+
+wheelhouse: setup  ## on a machine with the index: every wheel the course installs into wheelhouse/cpXY (make setup then needs no network)
+	@tag=$$($(PY) -c 'import sys; print("cp%d%d" % sys.version_info[:2])'); dir=$(WHEELHOUSE)/$$tag; \
+	rm -rf $$dir.partial && mkdir -p $$dir.partial && \
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir $$dir.partial -r requirements.lock && \
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir $$dir.partial -r requirements-nannyml.txt \
+	  "uv==$(UV_VERSION)" "pip==$$($(PY) -m pip --version | cut -d' ' -f2)" && \
+	touch $$dir.partial/.complete && rm -rf $$dir && mv $$dir.partial $$dir && \
+	echo "$$dir: $$(ls $$dir | wc -l | tr -d ' ') wheels, $$(du -sh $$dir | cut -f1)"

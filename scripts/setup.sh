@@ -2,7 +2,8 @@
 # `make setup`: the course's venv with requirements.lock installed, mlops_helpers (editable) and the course kernel.
 #
 # Environment (the Makefile passes them): PYTHON (an interpreter; empty: the newest of 3.13, 3.12, 3.11 that
-# scripts/find_python.sh finds), VENV (default .venv), INSTALLER (uv, the default, or pip), UV_VERSION.
+# scripts/find_python.sh finds), VENV (default .venv), INSTALLER (uv, the default, or pip), UV_VERSION, WHEELHOUSE
+# (default wheelhouse: installs from WHEELHOUSE/cpXY with no index when `make wheelhouse` made it).
 # An existing venv is kept unless PYTHON names another Python version; then it is made anew.
 # uv is installed into the venv with pip and given pip's own index settings (scripts/uv_index_args.py), so both
 # installers read the same indexes and install the same versions (the lock pins all of them). Both compile bytecode
@@ -42,21 +43,36 @@ if [[ -n $python ]]; then
 fi
 PY=$VENV/bin/python
 
+# The offline wheelhouse (`make wheelhouse`, for this Python version): when it is there and complete, every package,
+# uv and the build backend of `-e .` come from it and no index is asked (--no-index), e.g. on conference Wi-Fi.
+wheels=${WHEELHOUSE:-wheelhouse}/$("$PY" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+offline=()
+if [[ -f $wheels/.complete ]]; then
+  offline=(--no-index --find-links "$wheels")
+  echo "installing from the wheelhouse $wheels, with no package index"
+elif [[ -d ${WHEELHOUSE:-wheelhouse} ]]; then
+  echo "${WHEELHOUSE:-wheelhouse}/ has no complete ${wheels##*/} for this Python: installing from the package index"
+fi
+
 case $INSTALLER in
   uv)
-    "$PY" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+    "$PY" -m pip install --quiet --disable-pip-version-check ${offline[@]+"${offline[@]}"} "uv==$UV_VERSION"
     index_args=()
-    while IFS= read -r arg; do index_args+=("$arg"); done < <("$PY" scripts/uv_index_args.py)
+    if [[ ${#offline[@]} -gt 0 ]]; then
+      index_args=("${offline[@]}")
+    else
+      while IFS= read -r arg; do index_args+=("$arg"); done < <("$PY" scripts/uv_index_args.py)
+    fi
     echo "installing requirements.lock with uv $UV_VERSION into $VENV"
     "$VENV/bin/uv" pip install --quiet --python "$PY" --compile-bytecode ${index_args[@]+"${index_args[@]}"} \
       -r requirements.lock
-    "$VENV/bin/uv" pip install --quiet --python "$PY" --no-deps -e .
+    "$VENV/bin/uv" pip install --quiet --python "$PY" ${offline[@]+"${offline[@]}"} --no-deps -e .
     ;;
   pip)
     echo "installing requirements.lock with pip into $VENV"
-    "$PY" -m pip install --quiet --upgrade "pip>=24"
-    "$PY" -m pip install --quiet -r requirements.lock
-    "$PY" -m pip install --quiet --no-deps -e .
+    "$PY" -m pip install --quiet ${offline[@]+"${offline[@]}"} --upgrade "pip>=24"
+    "$PY" -m pip install --quiet ${offline[@]+"${offline[@]}"} -r requirements.lock
+    "$PY" -m pip install --quiet ${offline[@]+"${offline[@]}"} --no-deps -e .
     ;;
   *)
     echo "INSTALLER=$INSTALLER: use uv or pip" >&2
