@@ -8,6 +8,7 @@ named launcher ``<lab>/mlflow/`` starts the MLflow UI on the workspace's databas
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -94,6 +95,8 @@ def test_the_lab_loads_jupyter_server_proxy_with_the_mlflow_launcher(proxied_lab
     assert status == 200, log_path.read_text()[-3000:]
     assert [server["name"] for server in json.loads(body)["server_processes"]] == ["mlflow"]
     assert _get(f"{base}/server-proxy/servers-info", "wrong-token")[0] in (302, 403)  # behind the lab's login
+    status, page = _get(f"{base}/lab", token)  # its JupyterLab extension (the launcher tile) is served to the browser
+    assert status == 200 and "@jupyterhub/jupyter-server-proxy" in page
 
 
 def test_a_server_a_notebook_starts_is_reached_at_proxy_port(proxied_lab, tmp_path):
@@ -118,3 +121,22 @@ def test_the_mlflow_ui_loads_under_lab_mlflow(proxied_lab):
     status, body = _get(f"{base}{asset}", token)
     assert status == 200 and len(body) > 1000, (asset, status)
     assert (workspace / "mlflow.db").exists()  # the UI runs on the workspace's database
+
+
+def test_the_proxy_config_is_passed_only_when_the_proxy_is_installed(tmp_path):
+    spec = importlib.util.spec_from_file_location("course_lab_for_proxy", REPO / "scripts" / "lab.py")
+    lab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lab)
+    root, workspace = tmp_path / "lab", tmp_path / "ws"
+    lab.prepare(root, workspace=workspace, source=tmp_path)
+    config = json.loads((root / ".settings" / "jupyter_server_config.json").read_text())
+    mlflow = config["ServerProxy"]["servers"]["mlflow"]
+    assert f"sqlite:///{workspace.resolve() / 'mlflow.db'}" in mlflow["command"]  # the workspace's runs
+    assert mlflow["command"][-2:] == ["--static-prefix", "{base_url}mlflow"] and mlflow["absolute_url"] is True
+    assert config["ServerApp"]["jpserver_extensions"] == {"jupyter_server_proxy": True}
+    passed = f"--ServerApp.config_file={root / '.settings' / 'jupyter_server_config.json'}"
+    assert passed not in lab.lab_command(root, proxy=tmp_path / "not-installed")
+    (tmp_path / "proxy").mkdir()
+    assert passed in lab.lab_command(root, proxy=tmp_path / "proxy")
+    env = lab.lab_env(workspace, proxy=tmp_path / "proxy")
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path / "proxy")
