@@ -69,6 +69,10 @@ def proxy_config(workspace: Path, python: str = sys.executable) -> dict:
                     "command": command,
                     "environment": {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"},
                     "absolute_url": True,
+                    # On a hub the browser's Host is the hub's name, which MLflow's DNS-rebinding guard refuses; the
+                    # Jupyter server has checked it already. The Origin is passed on: MLflow refuses a POST from any
+                    # origin but loopback unless the hub sets MLFLOW_SERVER_CORS_ALLOWED_ORIGINS=https://<hub>.
+                    "request_headers_override": {"Host": "127.0.0.1:{port}"},
                     "timeout": 120,
                     "launcher_entry": {"title": "MLflow UI"},
                 }

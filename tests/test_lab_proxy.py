@@ -28,6 +28,7 @@ from mlops_helpers import processes
 
 REPO = Path(__file__).resolve().parents[1]
 PROXY = Path(sys.prefix) / "proxy"
+HUB = "https://hub.example.org"  # a hub's address, as the browser's Origin
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -38,8 +39,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
-def _get(url: str, token: str, timeout: float = 30) -> tuple[int, str]:
-    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+def _get(url: str, token: str, timeout: float = 30, data: bytes | None = None, **headers: str) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=data, headers={"Authorization": f"token {token}", **headers})
     try:
         with _OPENER.open(request, timeout=timeout) as response:
             return response.status, response.read().decode("utf-8", "replace")
@@ -59,6 +60,7 @@ def proxied_lab(tmp_path_factory):
     port = processes.free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MLFLOW_TRACKING_URI", "COURSE_WORKSPACE")}
     env["JUPYTER_TOKEN"] = token
+    env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"] = HUB  # what a hub sets; the proxy passes it on to the MLflow UI
     command = [sys.executable, str(REPO / "scripts" / "lab.py"), "start", "--lab", str(lab_dir),
                "--workspace", str(workspace), "--port", str(port), "--no-browser"]  # fmt: skip
     log_path = root / "lab.log"
@@ -121,6 +123,19 @@ def test_the_mlflow_ui_loads_under_lab_mlflow(proxied_lab):
     status, body = _get(f"{base}{asset}", token)
     assert status == 200 and len(body) > 1000, (asset, status)
     assert (workspace / "mlflow.db").exists()  # the UI runs on the workspace's database
+    # On a hub the UI's POSTs (listing runs) come from the hub's origin: allowed by the variable the hub sets (the
+    # fixture sets it as a hub would), while MLflow's cross-origin guard still refuses any other site.
+    query = json.dumps({"max_results": 10}).encode()
+    search = f"{base}/mlflow/ajax-api/2.0/mlflow/experiments/search"
+    for origin, expected in ((HUB, 200), ("https://elsewhere.example.org", 403)):
+        status, body = _get(search, token, data=query, **{"Content-Type": "application/json", "Origin": origin})
+        assert status == expected, (origin, status, body[:500])
+    assert (
+        json.loads(_get(search, token, data=query, **{"Content-Type": "application/json", "Origin": HUB})[1])[
+            "experiments"
+        ][0]["name"]
+        == "Default"
+    )
 
 
 def test_the_proxy_config_is_passed_only_when_the_proxy_is_installed(tmp_path):
