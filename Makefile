@@ -12,6 +12,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.course-installed
 NANNYML_STAMP := $(VENV)/nannyml/.installed
 BROWSER_STAMP := $(VENV)/browser/.installed
+PROXY_STAMP   := $(VENV)/proxy/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
@@ -21,7 +22,7 @@ WORKSPACE ?= workspace
 WHEELHOUSE ?= wheelhouse
 PORT      ?= 5000
 
-.PHONY: help system-deps setup nannyml course lab lab-reset mlflow-ui browser-deps browser test newest-venv unit-newest lint format unit notebooks nbval rerun params refresh lock bench faults clean student
+.PHONY: help system-deps setup nannyml course lab lab-reset mlflow-ui browser-deps browser proxy-deps test newest-venv unit-newest lint format unit notebooks nbval rerun params refresh lock bench faults clean student
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -68,7 +69,7 @@ $(STAMP): requirements.lock pyproject.toml scripts/setup.sh
 course: setup  ## run every notebook headless (papermill) in a fresh workspace and print the table
 	$(PY) -m mlops_helpers.course run
 
-lab: setup  ## JupyterLab on 127.0.0.1 on your own copy of the notebooks (lab/notebooks, git-ignored; see scripts/lab.py)
+lab: setup proxy-deps  ## JupyterLab on 127.0.0.1 on your own copy of the notebooks (lab/notebooks, git-ignored; see scripts/lab.py)
 	$(PY) scripts/lab.py start --workspace $(CURDIR)/workspace
 
 lab-reset: setup  ## your lab copy fresh from the course (NB="06" for some), the old one kept in lab/backups/
@@ -114,11 +115,27 @@ format: setup  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix mlops_helpers tests benchmarks scripts cluster notebooks
 	$(VENV)/bin/ruff format mlops_helpers tests benchmarks scripts cluster
 
-unit: setup  ## unit tests of the package, the data, the environment and the committed notebooks' structure
+unit: setup proxy-deps  ## unit tests of the package, the data, the environment and the committed notebooks' structure
 	$(PY) -m pytest -q --durations=8 tests --ignore=tests/notebook_runs --ignore=tests/test_browser.py
 
 params: setup  ## the notebooks that declare MODEL_NAME, run with another name: the default name is never touched
 	$(PY) -m pytest -q -p no:cacheprovider --basetemp=workspace/params tests/notebook_runs
+
+# jupyter-server-proxy for a shared JupyterHub (issue 16): the MLflow UI at <lab>/mlflow/, any server a notebook starts
+# at <lab>/proxy/<port>/. Into $(VENV)/proxy with --no-deps (its dependencies are in the lock but simpervisor, which
+# requirements-proxy.txt pins); `make lab` loads it when the folder exists (scripts/lab.py). About 1 MB.
+proxy-deps: $(PROXY_STAMP)  ## jupyter-server-proxy into $(VENV)/proxy: the lab then proxies the MLflow UI and notebook servers
+$(PROXY_STAMP): requirements-proxy.txt $(STAMP)
+	rm -rf $(VENV)/proxy
+	@wheels=$(WHEELHOUSE)/$$($(PY) -c 'import sys; print("cp%d%d" % sys.version_info[:2])'); \
+	if [ -f $$wheels/.complete ]; then index="--no-index --find-links $$wheels"; else index=""; fi; \
+	if [ -x $(VENV)/bin/uv ]; then \
+	  $(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps --target $(VENV)/proxy \
+	    $${index:-$$($(PY) scripts/uv_index_args.py)} -r requirements-proxy.txt; \
+	else \
+	  $(PY) -m pip install --quiet --no-deps --target $(VENV)/proxy $$index -r requirements-proxy.txt; \
+	fi
+	@touch $(PROXY_STAMP)
 
 # The lab in a real browser (Debian's Chromium driven by Playwright, issue 16): scripts/lab.py as `make lab` runs it,
 # notebook 01 run from the learner copy, a saved report and the MLflow UI opened, no request to any outside host.
@@ -201,8 +218,9 @@ feast-smoke: feast-venv  ## Feast offline: apply, materialize to SQLite, a point
 
 # --- Workshops (docs/instructor-guide.md). The offline wheelhouse: on a machine with the package index, every wheel
 # of requirements.lock (the two pure-Python packages that ship only a source archive, kfp-server-api and DVC's
-# antlr4-python3-runtime, and whylogs-sketching on 3.13, are built into wheels here), NannyML's few packages, uv and
-# pip, for the venv's Python version only (wheelhouse/cp311, cp312, cp313: run it once per version the room uses).
+# antlr4-python3-runtime, and whylogs-sketching on 3.13, are built into wheels here), NannyML's few packages,
+# jupyter-server-proxy's two (make lab), uv and pip, for the venv's Python version only (wheelhouse/cp311, cp312,
+# cp313: run it once per version the room uses).
 # scripts/setup.sh and the nannyml rule then install from it with --no-index: no network needed. Written to a
 # .partial folder first and marked complete at the end, so a broken download is never taken for a wheelhouse.
 .PHONY: wheelhouse
@@ -211,7 +229,7 @@ wheelhouse: setup  ## on a machine with the index: every wheel the course instal
 	@tag=$$($(PY) -c 'import sys; print("cp%d%d" % sys.version_info[:2])'); dir=$(WHEELHOUSE)/$$tag; \
 	rm -rf $$dir.partial && mkdir -p $$dir.partial && \
 	$(PY) -m pip wheel --quiet --no-deps --wheel-dir $$dir.partial -r requirements.lock && \
-	$(PY) -m pip wheel --quiet --no-deps --wheel-dir $$dir.partial -r requirements-nannyml.txt \
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir $$dir.partial -r requirements-nannyml.txt -r requirements-proxy.txt \
 	  "uv==$(UV_VERSION)" "pip==$$($(PY) -m pip --version | cut -d' ' -f2)" && \
 	touch $$dir.partial/.complete && rm -rf $$dir && mv $$dir.partial $$dir && \
 	echo "$$dir: $$(ls $$dir | wc -l | tr -d ' ') wheels, $$(du -sh $$dir | cut -f1)"

@@ -9,12 +9,20 @@ Layout (everything under ``lab/`` is git-ignored)::
       notebooks/          the learner's copy of notebooks/*.ipynb: edits and autosave land here, never in the repo
       workspace -> ../workspace   the course workspace (reports, logs, MLflow database), so every file opens
       backups/            copies put aside by `make lab-reset`
-      .settings/          JupyterLab settings overrides written at each start (no news prompt, no update check)
+      .settings/          JupyterLab settings overrides written at each start (no news prompt, no update check),
+                          and the server's config for jupyter-server-proxy (below)
 
 The copy is made on first use and never overwritten: a notebook added to the course later (after a ``git pull``)
 is copied in when missing; an instructor's fix to a notebook the learner already has reaches them by
 ``make lab-reset NB=06`` (their own version goes to ``lab/backups/``). The kernel keeps ``COURSE_WORKSPACE`` pointing
 at ``<repo>/workspace`` (or the ``--workspace`` given), as before.
+
+Servers through the lab (a shared JupyterHub, where a learner can open no port of their own): when ``make proxy-deps``
+has put jupyter-server-proxy into ``<venv>/proxy`` (``make lab`` does), that folder goes on the server's PYTHONPATH and
+the extension is enabled in ``.settings/jupyter_server_config.json`` (its own enabling file lands in
+``<venv>/proxy/etc``, which is not on Jupyter's config path). Then ``<lab>/mlflow/`` starts the MLflow UI on the
+workspace's database on first visit (a launcher tile too), and any server a notebook starts on 127.0.0.1 (Prometheus,
+Alertmanager, the prediction service's ``/docs``) is at ``<lab>/proxy/<port>/``, behind the lab's login.
 """
 
 from __future__ import annotations
@@ -36,6 +44,41 @@ PATTERN = "[0-9][0-9]_*.ipynb"
 #: "get notified about official Jupyter news?" prompt: that prompt is shown while the notification plugin's
 #: ``fetchNews`` setting is "none" (ask). "false" (never) stops both; ``checkForUpdates`` off too.
 OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+
+#: Where `make proxy-deps` installs jupyter-server-proxy (the course venv's ``proxy`` folder).
+PROXY = Path(sys.prefix) / "proxy"
+
+
+def proxy_config(workspace: Path, python: str = sys.executable) -> dict:
+    """The Jupyter server's config for jupyter-server-proxy: the extension enabled, the MLflow UI as a named server.
+
+    ``{port}`` and ``{base_url}`` are filled by the proxy. The UI is served under its full path
+    (``absolute_url``, ``--static-prefix``) so that its pages and assets load behind ``<base_url>mlflow/`` on a hub
+    as on a laptop.
+    """
+    mlflow = str(Path(python).parent / "mlflow")
+    database = f"sqlite:///{workspace / 'mlflow.db'}"
+    command = [mlflow, "ui", "--workers", "1", "--host", "127.0.0.1", "--port", "{port}",
+               "--backend-store-uri", database, "--artifacts-destination", str(workspace / "artifacts"),
+               "--static-prefix", "{base_url}mlflow"]  # fmt: skip
+    return {
+        "ServerApp": {"jpserver_extensions": {"jupyter_server_proxy": True}},
+        "ServerProxy": {
+            "servers": {
+                "mlflow": {
+                    "command": command,
+                    "environment": {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"},
+                    "absolute_url": True,
+                    # On a hub the browser's Host is the hub's name, which MLflow's DNS-rebinding guard refuses; the
+                    # Jupyter server has checked it already. The Origin is passed on: MLflow refuses a POST from any
+                    # origin but loopback unless the hub sets MLFLOW_SERVER_CORS_ALLOWED_ORIGINS=https://<hub>.
+                    "request_headers_override": {"Host": "127.0.0.1:{port}"},
+                    "timeout": 120,
+                    "launcher_entry": {"title": "MLflow UI"},
+                }
+            }
+        },
+    }
 
 
 def course_notebooks(source: Path = SOURCE) -> list[Path]:
@@ -63,6 +106,7 @@ def prepare(lab: Path = LAB, workspace: Path | None = None, source: Path = SOURC
     settings = lab / ".settings"
     settings.mkdir(exist_ok=True)
     (settings / "overrides.json").write_text(json.dumps(OVERRIDES, indent=2) + "\n")
+    (settings / "jupyter_server_config.json").write_text(json.dumps(proxy_config(workspace), indent=2) + "\n")
     return copied
 
 
@@ -94,6 +138,7 @@ def lab_command(
     port: int | None = None,
     python: str = sys.executable,
     open_browser: bool = True,
+    proxy: Path = PROXY,
 ) -> list[str]:
     """The ``jupyter lab`` command: loopback only, the lab folder as root, the course kernel, nothing fetched.
 
@@ -108,6 +153,8 @@ def lab_command(
         "--LabApp.extension_manager=readonly", "--MappingKernelManager.default_kernel_name=mlops-course",
         "--LabApp.default_url=/lab/tree/notebooks",
     ]  # fmt: skip
+    if proxy.is_dir():  # jupyter-server-proxy installed (`make proxy-deps`): its config, written by prepare()
+        command.append(f"--ServerApp.config_file={lab / '.settings' / 'jupyter_server_config.json'}")
     if port:
         command.append(f"--port={port}")
     if not open_browser:
@@ -117,8 +164,12 @@ def lab_command(
     return command
 
 
-def lab_env(workspace: Path | None = None) -> dict[str, str]:
+def lab_env(workspace: Path | None = None, proxy: Path = PROXY) -> dict[str, str]:
     env = dict(os.environ)
+    if proxy.is_dir():  # the server imports jupyter-server-proxy from there (the kernels can too: harmless)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(proxy), env.get("PYTHONPATH")) if p)
+        shared = str(proxy / "share" / "jupyter")  # its JupyterLab extension: the launcher's "MLflow UI" tile
+        env["JUPYTER_PATH"] = os.pathsep.join(p for p in (shared, env.get("JUPYTER_PATH")) if p)
     env["COURSE_WORKSPACE"] = str(Path(workspace or REPO_ROOT / "workspace").resolve())
     env.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})
     return env
