@@ -11,7 +11,13 @@ import pytest
 #: execute notebooks, start servers for long, kill pipelines, or validate every manifest. What they test does not
 #: depend on the Python version, and the re-run executes every notebook on the second Python anyway. Together about
 #: three quarters of the unit tests' time (``--durations``). A test keeps the names honest.
-SLOW_MODULES = ("test_pipeline.py", "test_registry.py", "test_alerting_notebook.py", "test_tracking_server_notebook.py")
+SLOW_MODULES = (
+    "test_pipeline.py",
+    "test_registry.py",
+    "test_alerting_notebook.py",
+    "test_tracking_server_notebook.py",
+    "test_lab_proxy.py",
+)
 SLOW_TESTS = (
     "test_release.py::test_notebook_09_guard_rolls_back_without_prometheus",
     "test_serving.py::test_fuzzing_the_openapi_finds_no_server_error",
