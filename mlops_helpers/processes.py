@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -104,6 +105,46 @@ def venv_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return env
+
+
+#: Set by ``make lab`` (scripts/lab.py) when jupyter-server-proxy is installed: the path under which the lab's
+#: Jupyter server proxies a local port (``/proxy/`` + port + ``/``); on a JupyterHub, JUPYTERHUB_SERVICE_PREFIX does.
+LAB_PROXY_ENV = "COURSE_LAB_PROXY"
+
+
+def lab_proxy() -> str | None:
+    """The path prefix under which the Jupyter server running this kernel proxies local ports, or None outside a lab.
+
+    ``/proxy/`` under ``make lab`` with jupyter-server-proxy, ``/user/alice/proxy/`` on a JupyterHub (whose admin
+    installs jupyter-server-proxy, see docs/instructor-guide.md); None under papermill, nbval or plain ``jupyter lab``.
+    """
+    if os.environ.get(LAB_PROXY_ENV):
+        return "/" + os.environ[LAB_PROXY_ENV].strip("/") + "/"
+    hub = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+    return f"{hub.rstrip('/')}/proxy/" if hub else None
+
+
+def web_url_flags() -> list[str]:
+    """Prometheus' and Alertmanager's flags that make their pages work through the lab's proxy; ``[]`` outside one.
+
+    The proxy strips ``<prefix><port>`` from the path, so the server keeps its routes at ``/`` (``--web.route-prefix``)
+    but writes its links and asset paths under the proxied path (the path of ``--web.external-url``, which both
+    require to be an absolute http URL). Without them the pages' assets point at the lab's own ``/classic/static/``.
+    """
+    prefix = lab_proxy()
+    if prefix is None:
+        return []
+    return [f"--web.external-url=http://{HOST}:{{port}}{prefix}{{port}}/", "--web.route-prefix=/"]
+
+
+def page_url(url: str, path: str = "") -> str:
+    """Where a browser opens ``path`` of the server at ``url``: through the lab's proxy (a path on the lab's own
+    address, e.g. ``/proxy/40123/classic/graph``) when there is one, else the server's own address."""
+    prefix = lab_proxy()
+    if prefix is None:
+        return f"{url.rstrip('/')}/{path}"
+    port = urllib.parse.urlsplit(url).port
+    return f"{prefix}{port}/{path}"
 
 
 def fill_placeholders(part: str, port: int) -> str:

@@ -170,6 +170,7 @@ def lab_env(workspace: Path | None = None, proxy: Path = PROXY) -> dict[str, str
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(proxy), env.get("PYTHONPATH")) if p)
         shared = str(proxy / "share" / "jupyter")  # its JupyterLab extension: the launcher's "MLflow UI" tile
         env["JUPYTER_PATH"] = os.pathsep.join(p for p in (shared, env.get("JUPYTER_PATH")) if p)
+        env["COURSE_LAB_PROXY"] = "/proxy/"  # the kernels' processes.lab_proxy(): Prometheus' pages through the lab
     env["COURSE_WORKSPACE"] = str(Path(workspace or REPO_ROOT / "workspace").resolve())
     env.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})
     return env

@@ -138,6 +138,53 @@ def test_the_mlflow_ui_loads_under_lab_mlflow(proxied_lab):
     )
 
 
+@pytest.mark.parametrize(
+    ("kind", "page", "asset_pattern"),
+    [("prometheus", "classic/graph", r'(?:src|href)="(/[^"]+\.(?:js|css)[^"]*)"'), ("alertmanager", "", None)],
+)
+def test_prometheus_and_alertmanager_pages_load_through_the_proxy(proxied_lab, tmp_path, monkeypatch, kind, page,
+                                                                  asset_pattern):  # fmt: skip
+    """Started as notebook 07 starts them plus ``processes.web_url_flags()``, their pages and every asset a page names
+    load at ``<lab>/proxy/<port>/``. Without the flags Prometheus' assets point at the lab's own /classic/static/."""
+    from mlops_helpers import alerting
+
+    base, token, _, _ = proxied_lab
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
+    monkeypatch.delenv(processes.LAB_PROXY_ENV, raising=False)
+    assert processes.web_url_flags() == [] and processes.page_url("http://127.0.0.1:9090", "graph").endswith("90/graph")
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
+    assert processes.lab_proxy() == "/user/alice/proxy/"
+    monkeypatch.setenv(processes.LAB_PROXY_ENV, "/proxy/")  # what `make lab` gives its kernels
+    if kind == "prometheus":
+        (tmp_path / "p.yml").write_text("global:\n  scrape_interval: 15s\n")
+        command = [alerting.PROMETHEUS, "--config.file=p.yml", "--web.listen-address=127.0.0.1:{port}",
+                   "--storage.tsdb.path=tsdb"]  # fmt: skip
+        api = "api/v1/status/buildinfo"
+    else:
+        (tmp_path / "a.yml").write_text("route:\n  receiver: r\nreceivers:\n- name: r\n")
+        command = [alerting.ALERTMANAGER, "--config.file=a.yml", "--web.listen-address=127.0.0.1:{port}",
+                   "--cluster.listen-address=", "--storage.path=am"]  # fmt: skip
+        api = "api/v2/status"
+    with processes.start(command + processes.web_url_flags(), name=kind, health_path="/-/ready", cwd=tmp_path,
+                         log_dir=tmp_path / "logs") as server:  # fmt: skip
+        where = processes.page_url(server.url, page)
+        assert where == f"/proxy/{server.port}/{page}"
+        status, body = _get(f"{base}{where}", token)
+        assert status == 200, (status, body[:500])
+        assert _get(f"{base}/proxy/{server.port}/{api}", token)[0] == 200  # the API, as before
+        if asset_pattern is None:  # Debian's Alertmanager has no UI: its page links its endpoints, relatively
+            links = re.findall(r'href="([^"]+)"', body)
+            assert "-/ready" in links and not any(link.startswith("/") for link in links), links
+            assert _get(f"{base}/proxy/{server.port}/-/ready", token)[0] == 200
+            return
+        assets = re.findall(asset_pattern, body)
+        assert len(assets) >= 3, body[:2000]
+        for asset in assets:  # the browser asks the lab for these paths: each must come back from Prometheus
+            assert asset.startswith(f"/proxy/{server.port}/"), asset
+            status, text = _get(f"{base}{asset}", token)
+            assert status == 200 and len(text) > 100, (asset, status)
+
+
 def test_the_proxy_config_is_passed_only_when_the_proxy_is_installed(tmp_path):
     spec = importlib.util.spec_from_file_location("course_lab_for_proxy", REPO / "scripts" / "lab.py")
     lab = importlib.util.module_from_spec(spec)
@@ -155,3 +202,5 @@ def test_the_proxy_config_is_passed_only_when_the_proxy_is_installed(tmp_path):
     assert passed in lab.lab_command(root, proxy=tmp_path / "proxy")
     env = lab.lab_env(workspace, proxy=tmp_path / "proxy")
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path / "proxy")
+    assert env[processes.LAB_PROXY_ENV] == "/proxy/"  # the kernels' processes.lab_proxy()
+    assert processes.LAB_PROXY_ENV not in lab.lab_env(workspace, proxy=tmp_path / "not-installed")
