@@ -54,7 +54,7 @@ def _allowed_hosts(hosts: Any, statuses: Any) -> str:
             raise NotYet(f"statuses[{host!r}] is a whole response: answer its .status_code")
         expect_type(code, int, f"the status code for {host!r}")
     if not is_allowed_host_header(allowed, "mlflow.citybikes.internal"):
-        raise NotYet(f"--allowed-hosts {hosts!r} does not let 'mlflow.citybikes.internal' in: name it, as a proxy sends it")
+        raise NotYet(f"--allowed-hosts {hosts!r} refuses 'mlflow.citybikes.internal': name it, as a proxy sends it")
     ports = [h.split(":")[1] for h in allowed if h.startswith("127.0.0.1:") and h.split(":")[1].isdigit()]
     sent = {host: host.replace("<port>", ports[0] if ports else "5000") for host in HOSTS}  # the server's own port
     expected = {host: 200 if is_allowed_host_header(allowed, sent[host]) else 403 for host in HOSTS}
@@ -130,7 +130,8 @@ def _second_client(tracking_uri: str, experiment: str, answer: Any) -> str:
 # --- 4. alice on the team server
 
 
-def _team_access(team_dir: Path, answer: Any) -> str:
+def _alice_permissions(team_dir: Path):
+    """alice's permission on an experiment, as the auth app's user database (its own store) holds it."""
     import warnings
 
     from mlflow.exceptions import MlflowException
@@ -138,6 +139,21 @@ def _team_access(team_dir: Path, answer: Any) -> str:
     with warnings.catch_warnings():  # its import warns about starlette, a warning for MLflow's makers
         warnings.simplefilter("ignore")
         from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    users = SqlAlchemyStore()
+    users.init_db(f"sqlite:///{team_dir / 'users.db'}")
+
+    def permission(experiment_id: str) -> str | None:
+        try:
+            return users.get_experiment_permission(experiment_id, "alice").permission
+        except MlflowException:  # no grant for her on it
+            return None
+
+    return permission
+
+
+def _team_access(team_dir: Path, answer: Any) -> str:
+    from mlflow.exceptions import MlflowException
 
     expect_keys(answer, ["run", "private"], "your answer")
     run_id = _run_id(answer["run"], "answer['run'], the run_id of alice's run")
@@ -148,16 +164,8 @@ def _team_access(team_dir: Path, answer: Any) -> str:
     client = _client(f"sqlite:///{team_dir / 'mlflow.db'}")
     team, private = client.get_experiment_by_name(TEAM_EXPERIMENT), client.get_experiment_by_name(PRIVATE_EXPERIMENT)
     if team is None:
-        raise NotYet(f"the team server has no experiment {TEAM_EXPERIMENT!r}: run the lesson's cells of the team server")
-    users = SqlAlchemyStore()
-    users.init_db(f"sqlite:///{team_dir / 'users.db'}")
-
-    def permission(experiment_id: str) -> str | None:
-        try:
-            return users.get_experiment_permission(experiment_id, "alice").permission
-        except MlflowException:  # no grant for her on it
-            return None
-
+        raise NotYet(f"the team server has no experiment {TEAM_EXPERIMENT!r}: run the lesson's team server cells")
+    permission = _alice_permissions(team_dir)
     granted = permission(team.experiment_id)
     if granted not in ("EDIT", "MANAGE"):
         raise NotYet(f"alice has {granted or 'no permission'} on {TEAM_EXPERIMENT}: logging needs EDIT (revoke the "
@@ -183,8 +191,8 @@ def _team_access(team_dir: Path, answer: Any) -> str:
                          "auth=ALICE)")  # fmt: skip
         raise NotYet(f"alice's permission on {PRIVATE_EXPERIMENT} is {effective}, so reading it gets {expected}, "
                      f"not {private_status}")  # fmt: skip
-    return (f"alice logs in {TEAM_EXPERIMENT} with {granted}; {PRIVATE_EXPERIMENT} gives her {expected}: a grant is per "
-            f"experiment, and where nobody granted anything default_permission ({default}) applies")  # fmt: skip
+    return (f"alice logs in {TEAM_EXPERIMENT} with {granted}; {PRIVATE_EXPERIMENT} gives her {expected}: a grant is "
+            f"per experiment, and where nobody granted anything default_permission ({default}) applies")  # fmt: skip
 
 
 def notebook_02(tracking_uri: str, experiment: str, team_dir: str | Path) -> tuple[Exercise, ...]:
@@ -194,8 +202,8 @@ def notebook_02(tracking_uri: str, experiment: str, team_dir: str | Path) -> tup
     return (
         Exercise("02", 1, _allowed_hosts, [
             "Start the server again with `[*command, '--allowed-hosts', hosts]`: same stores, one more flag.",
-            "Send `requests.get(url, headers={'Host': host})` per host, and once with no Host header (127.0.0.1:<port>).",
-            "The flag replaces the default list: `hosts = 'mlflow.citybikes.internal,127.0.0.1:*'` keeps your client in.",
+            "Send `requests.get(url, headers={'Host': host})` per host, and once with no Host header (127.0.0.1).",
+            "The flag replaces the default list: `'mlflow.citybikes.internal,127.0.0.1:*'` keeps your client in.",
         ]),
         Exercise("02", 2, partial(_best_run, tracking_uri, experiment), [
             "`requests.get(f'{url}/api/2.0/mlflow/experiments/get-by-name', params=...)` gives the experiment_id.",
