@@ -6,6 +6,7 @@ course's production service (in-process) for the prediction log and the metrics.
 from __future__ import annotations
 
 import json
+import sys
 
 import mlflow
 import nbformat
@@ -69,7 +70,7 @@ def minimal(champion):
         "too large for the model": {"records": [{**record, "temp": 1e308}]},
         "empty batch": {"records": []},
     }
-    command = ["python", "-m", "uvicorn", "minimal_service:app", "--app-dir", str(service_file.parent),
+    command = [sys.executable, "-m", "uvicorn", "minimal_service:app", "--app-dir", str(service_file.parent),
                "--host", "{host}", "--port", "{port}"]  # fmt: skip
     return service_file, bad_requests, command
 
@@ -126,9 +127,13 @@ def test_mean_two_ways(champion):
         assert client.post("/predict", json={"records": week.to_dict(orient="records")}).status_code == 200
         assert client.post("/predict", json={"records": []}).status_code == 422  # refused: in neither
         exposition = client.get("/metrics").text
+        log = predlog.log_frame(log_path)  # as the notebook reads them: the metrics text, then the log
+        from_log = float(np.mean(log["prediction"]))
+        later = client.post("/predict", json={"records": week.tail(5).to_dict(orient="records")})  # as the latency test
+        assert later.status_code == 200
     q2 = exercises.notebook_04(MODEL_NAME, {}, log_path, exposition, ws.root / "logs")[1]
-    log = predlog.log_frame(log_path)
-    from_log = float(np.mean(log["prediction"]))
+    everything = float(np.mean(predlog.log_frame(log_path)["prediction"]))
+    _not_yet(q2.check({"log": everything, "metrics": from_log}), f"all {len(week) + 5} rows the log holds now")
     _not_yet(q2.check(None), "no answer")
     _not_yet(q2.check({"log": from_log}), "lacks the key(s) ['metrics']")
     total = float(log["prediction"].sum())
