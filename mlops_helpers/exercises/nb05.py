@@ -64,8 +64,10 @@ def _margin(run_id: str, answer: Any) -> str:
         raise NotYet(f"'passes 60 %' is {passes}: a 60 % gate lets through an RMSE up to {limit:.2f} "
                      f"(0.4 x {winter:.2f}), and the May model's is {candidate:.2f}")  # fmt: skip
     verdict = "would let it through" if right_passes else "would refuse it"
-    return (f"the May model is {right:.1%} better than the winter champion ({candidate:.2f} against {winter:.2f}); "
-            f"a 60 % gate {verdict}")
+    return (
+        f"the May model is {right:.1%} better than the winter champion ({candidate:.2f} against {winter:.2f}); "
+        f"a 60 % gate {verdict}"
+    )
 
 
 def _wind_faults(batch_path: str | Path, answer: Any) -> str:
@@ -91,14 +93,44 @@ def _wind_faults(batch_path: str | Path, answer: Any) -> str:
             raise NotYet(f"'{who}' finds no fault: did the rule reach the contract? `check_contract(raw, ranges=...)` "
                          "and a copy of `BIKES_CONTRACT` whose windspeed rule has the maximum 0.8")  # fmt: skip
         raise NotYet(f"'{who}' is {count}; the batch has {right} hour(s) with windspeed above 0.8")
-    return (f"{right} hour(s) of January-May break the new rule, by your contract and by the package's: a rule you "
-            "add to a contract is one more refusal the pipeline can give at stage 1")
+    return (
+        f"{right} hour(s) of January-May break the new rule, by your contract and by the package's: a rule you "
+        "add to a contract is one more refusal the pipeline can give at stage 1"
+    )
+
+
+def _withdrawn(model_name: str, registry, version: str) -> None:
+    """NotYet unless ``version`` was the challenger, the alias is removed and recorded, and the version deleted."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from mlops_helpers import names
+
+    client = MlflowClient()
+    events = [e for e in registry.events() if e.get("alias") == names.CHALLENGER]
+    if not any(e["action"] == "set" and str(e["version"]) == version for e in events):
+        raise NotYet(f"no audit event ever made version {version} the challenger: is it the version your July run "
+                     "registered (`aliases()['challenger']` right after the run)?")  # fmt: skip
+    now = registry.aliases()
+    if now.get(names.CHALLENGER) is not None:
+        raise NotYet(f"'challenger' still points at version {now[names.CHALLENGER]}: withdraw it with "
+                     "`client.delete_registered_model_alias`")  # fmt: skip
+    unrecorded = [f for f in registry.check().unrecorded if f.alias == names.CHALLENGER]
+    if unrecorded:
+        raise NotYet("the alias is gone but the audit trail still has it on a version: record the withdrawal "
+                     "with your `record('delete', 'challenger', None, version, why, by)`")  # fmt: skip
+    try:
+        client.get_model_version(model_name, version)
+    except MlflowException:
+        pass
+    else:
+        raise NotYet(f"version {version} is still registered: `client.delete_model_version` removes it, so the "
+                     "registry is as the notebook left it")  # fmt: skip
 
 
 def _july_run(model_name: str, answer: Any) -> str:
     import mlflow
     import pandas as pd
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     from mlops_helpers import data, names, pipeline
@@ -124,9 +156,13 @@ def _july_run(model_name: str, answer: Any) -> str:
     passed = _flag(answer["passed"], "'passed'")
     metrics = run.data.metrics
     holdout, champion = metrics.get("holdout_rmse"), metrics.get("champion_holdout_rmse")
+    if holdout is None or champion is None:
+        code = tags.get(names.EXIT_CODE_TAG)
+        raise NotYet(f"your run stopped before the gate compared two models (exit code {code}): it needs a batch "
+                     "that passes the contract, and a champion in the registry")  # fmt: skip
     if passed != passed_gate:
         raise NotYet(f"'passed' is {passed}, but your run's gate says {passed_gate}: the July model's RMSE on the "
-                     f"last two weeks of July is {holdout:.2f}, the May champion's {champion:.2f}")  # fmt: skip
+                     f"last two weeks of July is {holdout:.2f}, the champion's {champion:.2f}")  # fmt: skip
     # the refusal: the library's own words for an approval without a reason (no registry change: it refuses first)
     registry = Registry(model_name)
     refusal = str(answer["refusal"])  # the exception or its text
@@ -134,30 +170,12 @@ def _july_run(model_name: str, answer: Any) -> str:
     if refusal != without_reason:
         raise NotYet(f"the refusal should be the one for a missing reason ({without_reason!r}); yours: {refusal!r:.120}"
                      " -- approve the July challenger with `by=` but `why=''`")  # fmt: skip
-    # withdrawn: the alias removed, recorded in the trail, then the version deleted
-    client = MlflowClient()
-    events = [e for e in registry.events() if e.get("alias") == names.CHALLENGER]
-    if not any(e["action"] == "set" and str(e["version"]) == version for e in events):
-        raise NotYet(f"no audit event ever made version {version} the challenger: is it the version your July run "
-                     "registered (`aliases()['challenger']` right after the run)?")  # fmt: skip
-    now = registry.aliases()
-    if now.get(names.CHALLENGER) is not None:
-        raise NotYet(f"'challenger' still points at version {now[names.CHALLENGER]}: withdraw it with "
-                     "`client.delete_registered_model_alias`")  # fmt: skip
-    unrecorded = [f for f in registry.check().unrecorded if f.alias == names.CHALLENGER]
-    if unrecorded:
-        raise NotYet("the alias is gone but the audit trail still has it on a version: record the withdrawal "
-                     "with your `record('delete', 'challenger', None, version, why, by)`")  # fmt: skip
-    try:
-        client.get_model_version(model_name, version)
-    except MlflowException:
-        pass
-    else:
-        raise NotYet(f"version {version} is still registered: `client.delete_model_version` removes it, so the "
-                     "registry is as the notebook left it")  # fmt: skip
+    _withdrawn(model_name, registry, version)
     gate = "beat" if passed_gate else "did not beat"
-    return (f"the July model ({holdout:.2f}) {gate} the May champion ({champion:.2f}) by the 5 % the gate demands; "
-            "without a reason no approval goes through, and the withdrawal is recorded before the version goes")
+    return (
+        f"the July model ({holdout:.2f}) {gate} the champion ({champion:.2f}) by the margin the gate demands; "
+        "without a reason no approval goes through, and the withdrawal is recorded before the version goes"
+    )
 
 
 def notebook_05(model_name: str, run_id: str, batch_path: str | Path) -> tuple[Exercise, Exercise, Exercise]:

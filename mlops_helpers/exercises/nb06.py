@@ -54,8 +54,9 @@ def _chi_square(reference, july, answer: Any) -> str:
                          f"July's size ({len(july)} hours) first")  # fmt: skip
         if math.isinf(chi2) or math.isnan(chi2):
             raise NotYet(f"chi2 is {chi2}: drop the categories whose expected count is 0 before dividing")
-        raise NotYet(f"chi2 = {chi2:.4g} is off by {abs(chi2 - right):.3g}: sum (observed - expected)^2 / expected "
-                     "over the weather categories, July's counts against the reference shares scaled to July")  # fmt: skip
+        raise NotYet(f"chi2 = {chi2:.4g} is off by {abs(chi2 - right):.3g}: sum (observed - expected)^2 / "
+                     "expected over the weather categories, July's counts against the reference shares scaled to "
+                     "July")  # fmt: skip
     library = monitoring.drift_table(reference, july, numeric=[], categorical=["weathersit"])
     helper_p = float(library.loc["weathersit", "p_value"])  # the helper's answer (SciPy's chisquare)
     if not _close(p_value, helper_p):
@@ -66,8 +67,10 @@ def _chi_square(reference, july, answer: Any) -> str:
         if _close(p_value, float(stats.chi2.cdf(chi2, dof))):
             raise NotYet("that is the probability *below* the statistic (cdf): the p-value is the tail above, `sf`")
         raise NotYet(f"p_value = {p_value:.4g}, the helper's is {helper_p:.4g}: `stats.chi2.sf(chi2, df={dof})`")
-    return (f"chi2 = {right:.2f} on {dof} degrees of freedom, p = {helper_p:.3g}, as the helper's: the July weather "
-            "does not fit the winter's shares (and the hours are not independent, so read p as a description)")
+    return (
+        f"chi2 = {right:.2f} on {dof} degrees of freedom, p = {helper_p:.3g}, as the helper's: the July weather "
+        "does not fit the winter's shares (and the hours are not independent, so read p as a description)"
+    )
 
 
 def _loose_thresholds(reference_scored, own_psi, production, answer: Any) -> str:
@@ -77,8 +80,10 @@ def _loose_thresholds(reference_scored, own_psi, production, answer: Any) -> str
     from mlops_helpers import monitoring
 
     expect_keys(answer, ["later weeks", "training weeks"], "your answer")
-    later, training = _count(answer["later weeks"], "'later weeks'"), _count(answer["training weeks"],
-                                                                              "'training weeks'")
+    later, training = (
+        _count(answer["later weeks"], "'later weeks'"),
+        _count(answer["training weeks"], "'training weeks'"),
+    )
     first = production.index[0].normalize()  # the weeks of the monitor, from the end of the reference window
 
     def flagged(limit: float) -> int:
@@ -107,9 +112,11 @@ def _loose_thresholds(reference_scored, own_psi, production, answer: Any) -> str
                          f"weeks whose prediction PSI is >= {loose:.3f} (`own_psi['prediction']`)")  # fmt: skip
         raise NotYet(f"'training weeks' is {training}; {right_training} of the {len(own_psi)} training weeks have a "
                      f"prediction PSI >= {loose:.3f}")  # fmt: skip
-    return (f"{right_later} of {n_weeks} later weeks, and {right_training} of the {len(own_psi)} training weeks: a "
-            "threshold at the 90th percentile is reached by about one ordinary week in ten by construction, so the "
-            "monitor warns more often, and some of its warnings are noise")
+    return (
+        f"{right_later} of {n_weeks} later weeks, and {right_training} of the {len(own_psi)} training weeks: a "
+        "threshold at the 90th percentile is reached by about one ordinary week in ten by construction, so the "
+        "monitor warns more often, and some of its warnings are noise"
+    )
 
 
 def _flights(psi_threshold: float, answer: Any) -> str:
@@ -137,9 +144,11 @@ def _flights(psi_threshold: float, answer: Any) -> str:
                              f"December gives PSI {psi:.4f} (threshold {psi_threshold:g}) and p = {p:.3g} "
                              "(drift when below 0.05)")  # fmt: skip
     disagree = [c for c in columns if by_psi.loc[c, "drifted"] != by_test.loc[c, "drifted"]]
-    return (f"the rules disagree on {disagree}: with about 170,000 flights a side (and flights of one day sharing "
-            "its weather and delays, so not independent), a test finds the smallest shift significant; PSI measures "
-            "its size, and calls these shifts negligible")
+    return (
+        f"the rules disagree on {disagree}: with about 170,000 flights a side (and flights of one day sharing "
+        "its weather and delays, so not independent), a test finds the smallest shift significant; PSI measures "
+        "its size, and calls these shifts negligible"
+    )
 
 
 def notebook_06(reference_scored, july, own_psi, production, psi_threshold: float) -> tuple[Exercise, ...]:
