@@ -115,3 +115,9 @@ def test_july_run(state):
     client.delete_model_version(MODEL_NAME, version)
     _passes(q3.check(answer))
     _passes(q3.check({**answer, "refusal": refused.value, "version": int(version)}))  # the exception, an int version
+
+
+def test_each_solution_cell_ends_in_its_check():
+    for number in (1, 2, 3):
+        source = exercises.solution_source("05", number)
+        assert source.startswith(f"# {number}.") and f"assert q{number}.check(" in source

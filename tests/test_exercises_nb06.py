@@ -113,3 +113,9 @@ def test_flights(questions):
     verdict = q3.check(verdicts)
     _passes(verdict)
     assert "['dep_delay', 'distance']" in verdict.message
+
+
+def test_each_solution_cell_ends_in_its_check():
+    for number in (1, 2, 3):
+        source = exercises.solution_source("06", number)
+        assert source.startswith(f"# {number}.") and f"assert q{number}.check(" in source
