@@ -88,8 +88,9 @@ def test_q2_the_sensitive_threshold_on_the_old_champion(tmp_workspace):
     predicted = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version.version}").predict(data.xy(production)[0])
     old_errors = ((production["bikers"] - predicted) ** 2).groupby(week).mean() ** 0.5
     sensitive = round(1.25 * holdout, 2)
-    fires = pd.Series({w: "CityBikesErrorHigh" in alerting.evaluate_rules(
-        alerting.default_rules(), {"rmse": e, "rmse_threshold": sensitive}) for w, e in old_errors.items()})  # fmt: skip
+    rules = alerting.default_rules()
+    gauges = {w: {"rmse": e, "rmse_threshold": sensitive} for w, e in old_errors.items()}
+    fires = pd.Series({w: "CityBikesErrorHigh" in alerting.evaluate_rules(rules, g) for w, g in gauges.items()})
     groups = int((fires & ~fires.shift(fill_value=False)).sum())
     weeks = [w.date().isoformat() for w in fires.index[fires]]
     assert 0 < len(weeks) < len(fires) and groups < len(weeks), "the fixture's model must fire in some weeks"

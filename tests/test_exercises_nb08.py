@@ -1,5 +1,5 @@
 """Notebook 08's exercise checks: the empty answer is "not yet", a typical wrong answer is named, the right one passes
-(a compiled pipeline with a check before train, the gated runs in the local runner's folders, a compile-time default)."""
+(a compiled pipeline with a check before train, the gated runs in the local runner's folders, a compiled default)."""
 
 import json
 
