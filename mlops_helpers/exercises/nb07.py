@@ -3,6 +3,7 @@ registry: the rule test they wrote, the weeks a more sensitive threshold would f
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -134,15 +135,27 @@ def _drift_test(answer: Any) -> str:
 
 
 def _old_champion_weeks(model_name: str, version: str, train_window: str, replay_end: str):
-    """The old champion's RMSE per replayed week (from the week's first day) and its holdout RMSE, from the registry."""
+    """The old champion's RMSE per replayed week (from the week's first day) and its holdout RMSE, from the registry;
+    computed once per registered version (a version's model never changes; the key tells a re-made store apart)."""
+    import mlflow
+
+    from mlops_helpers.names import PIPELINE_RUN_TAG
+
+    mv = mlflow.MlflowClient().get_model_version(model_name, str(version))
+    key = (mlflow.get_tracking_uri(), model_name, str(version), mv.creation_timestamp, mv.tags.get(PIPELINE_RUN_TAG))
+    return _weeks_of(key, train_window, replay_end)
+
+
+@functools.lru_cache(maxsize=4)
+def _weeks_of(key: tuple, train_window: str, replay_end: str):
     import mlflow
     import pandas as pd
 
     from mlops_helpers import data
     from mlops_helpers.names import PIPELINE_RUN_TAG
 
-    client = mlflow.MlflowClient()
-    mv = client.get_model_version(model_name, str(version))
+    tracking_uri, model_name, version = key[:3]
+    mv = mlflow.MlflowClient(tracking_uri=tracking_uri).get_model_version(model_name, version)
     holdout = mlflow.get_run(mv.tags[PIPELINE_RUN_TAG]).data.metrics["holdout_rmse"]
     train_end = data.Window.parse(train_window)[1]
     production = data.window(data.load_bikes(), train_end, replay_end)
