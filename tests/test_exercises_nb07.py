@@ -52,7 +52,11 @@ def test_q1_the_drift_rule_test(q, tmp_path):
     _not_yet(q1.check(_drift_test(tmp_path, silent=False)), "never expects the warning to be silent")
     wrong_summary = _drift_test(tmp_path, summary=SUMMARY.replace("0.30", "0.3"))
     if shutil.which("promtool"):
-        _not_yet(q1.check(wrong_summary), "promtool test rules fails", "two decimals")
+        _not_yet(q1.check(wrong_summary), "at 200ms CityBikesPredictionDrift fires, but not with", "two decimals")
+        early = yaml.safe_load(_drift_test(tmp_path).read_text())
+        early["tests"][0]["alert_rule_test"][1]["eval_time"] = "100ms"  # PSI 0.2 there: silent
+        (tmp_path / "early.yml").write_text(yaml.safe_dump(early))
+        _not_yet(q1.check(tmp_path / "early.yml"), "at 100ms CityBikesPredictionDrift does not fire")
     _passes(q1.check(_drift_test(tmp_path)))
     _passes(q1.check(str(_drift_test(tmp_path))))
 

@@ -94,6 +94,23 @@ def _drift_in_python(tests: list, rule) -> None:
                     raise NotYet(f"at {case['eval_time']} the summary reads {rendered!r}, not {summary!r}")
 
 
+def _promtool_failure(said: str) -> str:
+    """What promtool's failure means, for the first failed expectation; its own words follow."""
+    found = re.search(r"alertname: (\S+), time: (\S+?),\s*exp:(.*?)got:(.*?)(?=alertname:|\Z)", said, flags=re.S)
+    words = " | ".join(line.strip() for line in said.splitlines() if line.strip())[:400]
+    if found is None:
+        return f"promtool test rules fails: {words}"
+    alert, time, expected, got = (part.strip() for part in found.groups())
+    if got.startswith("[]"):
+        meaning = f"at {time} {alert} does not fire, but your test expects it (is the PSI above 0.25 there?)"
+    elif expected.startswith("[]"):
+        meaning = f"at {time} {alert} fires (the PSI is above 0.25 there), but your test expects silence"
+    else:
+        meaning = (f"at {time} {alert} fires, but not with your labels or annotations (the summary must match the "
+                   "rendered one exactly, two decimals: '(PSI 0.30)')")  # fmt: skip
+    return f"{meaning}. promtool says: {words}"
+
+
 def _drift_test(answer: Any) -> str:
     from mlops_helpers import alerting
 
@@ -122,11 +139,7 @@ def _drift_test(answer: Any) -> str:
         _drift_in_python(tests, next(r for r in rules if r.alert == DRIFT))
         return "your expectations hold (checked in Python: promtool is not installed here)"
     if done.returncode != 0:
-        said = [line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()][1:8]
-        advice = ""
-        if "exp_annotations" in done.stdout + done.stderr or "summary" in done.stdout + done.stderr:
-            advice = " (the summary must match the rendered one exactly, two decimals: '(PSI 0.30)')"
-        raise NotYet("promtool test rules fails" + advice + ": " + " | ".join(said)[:500])
+        raise NotYet(_promtool_failure(done.stdout + done.stderr))
     return (f"promtool passes your {len(cases)} expectation(s) of the drift warning against the course's rules: "
             "it has no `for:`, so it fires at the first evaluation above 0.25")  # fmt: skip
 
