@@ -135,7 +135,7 @@ def _answer_to_data(model_name: str, served_log: Path, answer: Any) -> str:
             f"data file {data_file!r}: run {run.info.run_name} read {sorted(files)}, from its datasets' source"
         )
     return (
-        f"the prediction {row['prediction']:.1f} came from version {version}, logged by run {run.info.run_name}, "
+        f"the log's first answer came from version {version}, logged by run {run.info.run_name}, "
         f"trained on {Path(data_file).name}: the log records the version, not the alias, because the alias may "
         "have moved since the answer was given."
     )
