@@ -1,8 +1,7 @@
 """Notebook 09's exercise checks: "not yet" on the empty answer, the common mistakes named, the solution's way passes.
 
-The state is real: two registered versions (the champion and notebook 01's ridge, from ``ridge_challenger``) give the
-hourly paired errors of a shadow test and the A/A canary's errors; the plan and the simulations are the release
-library's."""
+The state is real: two registered versions (a forest as champion, a ridge as challenger) give the hourly paired errors
+of a shadow test and the A/A canary's errors; the plan and the simulations are the release library's."""
 
 from __future__ import annotations
 
@@ -38,9 +37,27 @@ def _errors(uri: str, start: str, end: str) -> pd.Series:
 
 
 @pytest.fixture(scope="module")
-def state(ridge_challenger):
-    """A shadow test of the ridge (challenger) against the champion on August, as notebook 09's log gives it."""
-    _, champion, ridge = ridge_challenger
+def versions(tmp_path_factory, module_tracking_env):
+    """Two registered versions trained on the course's training window: a small forest and a ridge."""
+    import mlflow
+
+    from mlops_helpers import models, workspace
+
+    workspace.setup(tmp_path_factory.mktemp("nb09") / "workspace")
+    X, y = data.xy(data.window(data.load_bikes(), *data.TRAIN_WINDOW))
+    found = []
+    for family, params in (("random_forest", {"n_estimators": 20, "max_depth": 8}), ("ridge", None)):
+        with mlflow.start_run(run_name=family):
+            info = models.log_model(models.build_model(family, params).fit(X, y), X)
+        found.append(str(mlflow.register_model(info.model_uri, MODEL_NAME).version))
+    return found
+
+
+@pytest.fixture(scope="module")
+def state(versions):
+    """A shadow test of the ridge (challenger) against the forest (champion) on three weeks of August, as notebook
+    09's log gives it."""
+    champion, ridge = versions
     errors = pd.DataFrame({role: _errors(f"models:/{MODEL_NAME}/{v}", "2011-08-01", "2011-08-21")
                            for role, v in (("champion", champion), ("challenger", ridge))})  # fmt: skip
     errors["key"], errors["day"] = errors.index.strftime("%Y-%m-%dT%H:00"), errors.index.strftime("%Y-%m-%d")
