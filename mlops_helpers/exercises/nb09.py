@@ -203,8 +203,8 @@ def _aa_guard(model_uri: str, weight: float, ratio: float, min_hours: int, answe
         )
     _share(rate, count / months, "false-alarm rate", 1e-9)
     return (
-        f"the guard fired in {count:g} of {months} A/A months ({rate:.0%}): with nothing to find, a quarter of the "
-        f"traffic is noisy enough in its first days to cross {ratio:g} x the champion's MAE now and then; the "
+        f"the guard fired in {count:g} of {months} A/A months ({rate:.0%}), with nothing to find: the {weight:.0%} "
+        f"side's MAE over its first days is noisy enough to cross {ratio:g} x the champion's now and then; the "
         f"{min_hours}-hour minimum keeps that share low, and it is the price of a guard that acts within days."
     )
 
