@@ -74,8 +74,10 @@ def _tag_metrics(project: Path, answer: Any) -> str:
         if other:
             raise NotYet(f"{value:g} is the RMSE of {other[0]}, not of {tag}: look at the revision you index")
         raise NotYet(f"{tag}'s metrics.json, as Git stored it, says holdout_rmse {rmse[tag]:g}, not {value:g}")
-    return (f"{', '.join(f'{t}: {rmse[t]:g}' for t in TAGS)}, as Git stored them: what `metrics.show` reads is "
-            "the committed file. v2 and v3 share one holdout, so only they compare; v1's is the end of March")
+    return (
+        f"{', '.join(f'{t}: {rmse[t]:g}' for t in TAGS)}, as Git stored them: what `metrics.show` reads is "
+        "the committed file. v2 and v3 share one holdout, so only they compare; v1's is the end of March"
+    )
 
 
 def _file_md5s(project: Path, rev: str, folder: str = "data/batches") -> dict[str, str]:
@@ -111,9 +113,9 @@ def _february(project: Path, model_name: str, version: Any, month: str, answer: 
             raise NotYet(f"the {key!r} digest is the whole folder's (data/batches.dvc): read the one file {name}")
         if given != expected[key]:
             swapped = given == expected["v1" if key == "run" else "run"]
-            raise NotYet(f"the {key!r} MD5 is not {name}'s at " + ("v1" if key == "v1" else "the run's commit")
-                         + (": you swapped the two revisions" if swapped else
-                            f" (the run's commit is its tag {DVC_REV_TAG!r}; read the bytes with mode='rb')"))  # fmt: skip
+            where = "v1" if key == "v1" else "the run's commit"
+            why = "you swapped the two revisions" if swapped else f"the commit is the run's tag {DVC_REV_TAG!r}"
+            raise NotYet(f"the {key!r} MD5 is not {name}'s at {where}: {why} (read the bytes with mode='rb')")
     if expected["run"] == expected["v1"]:
         return f"the run read {name} as first delivered: the same MD5 as at v1"
     return (f"the MD5s differ: the registered version was trained on {name} as corrected, not as first delivered "
@@ -172,15 +174,23 @@ def _longer_ttl(events, demand, answer: Any) -> str:
         event = _utc(row["event"], "'event'")
         if event not in by_event:
             had = event in set(events["event_timestamp"])
-            raise NotYet(f"{event:%Y-%m-%d %H:%M} " + ("got a demand value with the 1-hour TTL already: only the "
-                         "events in `expired` can gain one" if had else "is not one of the events (March's hours)"))
+            raise NotYet(
+                f"{event:%Y-%m-%d %H:%M} "
+                + (
+                    "got a demand value with the 1-hour TTL already: only the events in `expired` can gain one"
+                    if had
+                    else "is not one of the events (March's hours)"
+                )
+            )
         right = by_event[event]
         hour = _utc(row["hour counted"], "'hour counted'")
         if hour == right["known at"]:
             raise NotYet(f"{hour:%H:%M} is when the count became known (its hour ended then): the count is of the "
                          f"hour before, {right['hour counted']:%H:%M} (the demand table's column `hour`)")  # fmt: skip
         if hour != right["hour counted"]:
-            raise NotYet(f"the event at {event:%H:%M} gets the count of {right['hour counted']:%H:%M}, not {hour:%H:%M}")
+            raise NotYet(
+                f"the event at {event:%H:%M} gets the count of {right['hour counted']:%H:%M}, not {hour:%H:%M}"
+            )
         age = row["age"]
         if isinstance(age, numbers.Real) and not isinstance(age, bool):
             age = pd.Timedelta(hours=float(age))
@@ -189,7 +199,9 @@ def _longer_ttl(events, demand, answer: Any) -> str:
             raise NotYet(f"{age} counts from the start of the hour counted; a count is known when its hour ends "
                          f"({right['known at']:%H:%M}): its age is the event's time minus `known_at`")  # fmt: skip
         if age != right["age"]:
-            raise NotYet(f"the count of {right['hour counted']:%H:%M} is {right['age']} old at {event:%H:%M}, not {age}")
+            raise NotYet(
+                f"the count of {right['hour counted']:%H:%M} is {right['age']} old at {event:%H:%M}, not {age}"
+            )
     first = expected[0]
     return (f"{len(expected)} event(s): at {first['event']:%Y-%m-%d %H:%M} the newest count known is "
             f"{first['hour counted']:%H:%M}'s, known since {first['known at']:%H:%M}, {first['age']} old: too old "

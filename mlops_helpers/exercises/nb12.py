@@ -55,8 +55,11 @@ def _mean_constraint(training, weekly_views, answer: Any) -> str:
     missing, extra = sorted(expected - given), sorted(given - expected)
     parts = [f"missing {len(missing)} week(s), e.g. {missing[:2]}" if missing else "",
              f"{len(extra)} week(s) that pass, e.g. {extra[:2]}" if extra else ""]  # fmt: skip
-    raise NotYet("the weeks failing the mean: " + "; ".join(p for p in parts if p)
-                 + f" (bounds: the smallest and largest weekly mean of whole training weeks, {len(expected)} fail)")
+    raise NotYet(
+        "the weeks failing the mean: "
+        + "; ".join(p for p in parts if p)
+        + f" (bounds: the smallest and largest weekly mean of whole training weeks, {len(expected)} fail)"
+    )
 
 
 def _hours_for(m0: float, s0: float, z_alpha: float, z_power: float, rise: float, squared: bool = True) -> int:
@@ -109,8 +112,10 @@ def _smaller_rise(reference, alpha: float, power: float, answer: Any) -> str:
     formula = _hours_for(m0, s0, *z, 0.25)
     simulated, given = _simulated_hours(errors, 0.25, alpha, power, 1, 400), int(answer["25 % simulation"])
     if given == formula and abs(simulated - formula) > max(4, 0.05 * simulated):
-        raise NotYet(f"'25 % simulation' is the formula's {formula}: simulate it, as for the 50 % rise "
-                     "(threshold at the 95th percentile of 'no change', hours added until the power is reached)")
+        raise NotYet(
+            f"'25 % simulation' is the formula's {formula}: simulate it, as for the 50 % rise "
+            "(threshold at the 95th percentile of 'no change', hours added until the power is reached)"
+        )
     if abs(given - simulated) > max(4, 0.05 * simulated):
         direction = "few" if given < simulated else "many"
         raise NotYet(f"'25 % simulation': {given} hours is too {direction}: the check's own simulation needs about "
@@ -151,27 +156,35 @@ def _dle_january(model, error_model, answer: Any) -> str:
 
     if all(close(given[k], right[k]) for k in keys):
         ratio = right["estimated RMSE"] / right["realised RMSE"]
-        return (f"estimated {right['estimated RMSE']:.1f} against a realised {right['realised RMSE']:.1f}, "
-                f"{ratio:.1f} times too high. The error model learned June's out-of-sample errors: January is "
-                "winter (inputs June never had) and the model's own training data, where its errors are small. "
-                "DLE is only as good as the reference's coverage, and the reference must not be training data")
-    if close(given["estimated RMSE"], right["realised RMSE"]) and close(given["realised RMSE"], right["estimated RMSE"]):
-        raise NotYet("you swapped them: the estimate comes from error_model, the realised RMSE from the labels")
+        return (
+            f"estimated {right['estimated RMSE']:.1f} against a realised {right['realised RMSE']:.1f}, "
+            f"{ratio:.1f} times too high. The error model learned June's out-of-sample errors: January is "
+            "winter (inputs June never had) and the model's own training data, where its errors are small. "
+            "DLE is only as good as the reference's coverage, and the reference must not be training data"
+        )
+    raise NotYet(_dle_mistake(given, right, rmses, close))
+
+
+def _dle_mistake(given: dict, right: dict, rmses, close) -> str:
+    """What is wrong with RMSEs that are not January 3-9's: the common mistakes first."""
+    keys = list(right)
+    if close(given["estimated RMSE"], right["realised RMSE"]) and close(
+        given["realised RMSE"], right["estimated RMSE"]
+    ):
+        return "you swapped them: the estimate comes from error_model, the realised RMSE from the labels"
     for key in keys:
         if close(given[key], right[key] ** 2):
-            raise NotYet(f"{key!r} is {given[key]:.4g}: that is an MSE; take its square root")
+            return f"{key!r} is {given[key]:.4g}: that is an MSE; take its square root"
     for start, end, name in [("2011-01-01", "2011-01-08", "January 1-7"), ("2011-01-01", "2011-02-01", "January")]:
         other = rmses(start, end)
         if all(close(given[k], other[k]) for k in keys):
-            raise NotYet(f"those are the RMSEs of {name}: the first *week* is Monday January 3 to Sunday 9, "
-                         "`between('2011-01-03:2011-01-10')`")  # fmt: skip
-    if close(given["estimated RMSE"], rmses("2011-01-03", "2011-01-10", clip=False)["estimated RMSE"]):
-        raise NotYet("your estimate averages negative predicted squared errors: clip them at 0 first, as "
-                     "estimated_rmse does")  # fmt: skip
-    for key in keys:
-        if not close(given[key], right[key]):
-            raise NotYet(f"the {key} of January 3-9 is {right[key]:.1f}, not {given[key]:.4g}")
-    raise NotYet("unreachable")  # pragma: no cover
+            return (f"those are the RMSEs of {name}: the first *week* is Monday January 3 to Sunday 9, "
+                    "`between('2011-01-03:2011-01-10')`")  # fmt: skip
+    unclipped = rmses("2011-01-03", "2011-01-10", clip=False)["estimated RMSE"]
+    if not close(unclipped, right["estimated RMSE"]) and close(given["estimated RMSE"], unclipped):
+        return "your estimate averages negative predicted squared errors: clip them at 0 first, as estimated_rmse does"
+    key = next(k for k in keys if not close(given[k], right[k]))
+    return f"the {key} of January 3-9 is {right[key]:.1f}, not {given[key]:.4g}"
 
 
 def notebook_12(training, weekly_views, reference, model, error_model, alpha: float, power: float) -> tuple:
