@@ -141,14 +141,13 @@ def _utc(value: Any, what: str):
 
 def _newly_filled(events, demand, ttl_hours: float) -> list[dict]:
     """The events that get a demand row within `ttl_hours` but not within the views' 1 hour: event, row."""
-    import numpy as np
     import pandas as pd
 
     table = demand.sort_values("event_timestamp").reset_index(drop=True)
-    known = table["event_timestamp"].to_numpy()
+    known = pd.DatetimeIndex(table["event_timestamp"])
     found = []
     for t in events["event_timestamp"]:
-        i = int(np.searchsorted(known, t.to_datetime64(), side="right")) - 1  # newest row known at t
+        i = int(known.searchsorted(t, side="right")) - 1  # newest row known at t
         if i < 0:
             continue
         age = t - table.loc[i, "event_timestamp"]
