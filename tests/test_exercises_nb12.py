@@ -26,8 +26,17 @@ def _passes(verdict) -> None:
     assert verdict and repr(verdict).startswith("Correct: "), verdict
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One OpenMP thread for the gradient boosting, as the notebook does: on a busy 2-core machine threads wait."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 @pytest.fixture(scope="module")
-def state():
+def state(one_thread):
     os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "1")  # offline, as workspace.setup() sets it, before the import
     import whylogs as why
 
