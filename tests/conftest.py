@@ -17,6 +17,14 @@ SLOW_MODULES = (
     "test_alerting_notebook.py",
     "test_tracking_server_notebook.py",
     "test_lab_proxy.py",
+    # the exercise checks that start servers, train and register models or run the pipeline (60-180 s each)
+    "test_exercises_nb02.py",
+    "test_exercises_nb04.py",
+    "test_exercises_nb05.py",
+    "test_exercises_nb07.py",
+    "test_exercises_nb09.py",
+    "test_exercises_nb10.py",
+    "test_exercises_nb11.py",
 )
 SLOW_TESTS = (
     "test_release.py::test_notebook_09_guard_rolls_back_without_prometheus",
