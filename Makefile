@@ -22,7 +22,7 @@ WORKSPACE ?= workspace
 WHEELHOUSE ?= wheelhouse
 PORT      ?= 5000
 
-.PHONY: help system-deps setup nannyml course lab lab-reset mlflow-ui browser-deps browser proxy-deps test newest-venv unit-newest lint format unit notebooks nbval rerun params refresh lock bench faults clean student
+.PHONY: help system-deps setup nannyml course lab lab-reset mlflow-ui browser-deps browser proxy-deps test newest-venv unit-newest lint format unit unit-slow unit-fast notebooks nbval rerun rerun-after-nbval test-jobs refresh lock bench faults clean student
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -82,20 +82,21 @@ mlflow-ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) for $(WORKSPACE) (or TRA
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --workers 1 --host 127.0.0.1 --port $(PORT) \
 	  --backend-store-uri sqlite:///$(abspath $(TRACKING))/mlflow.db --artifacts-destination $(abspath $(TRACKING))/artifacts
 
-# The unit tests and nbval run side by side (2 jobs: the machine has 2 cores and each is mostly one process); each
-# target's output is printed as a block when it ends. Then the papermill re-run, which needs nbval's workspace, beside
-# the run of the notebooks under another model name. The real-browser test of the lab runs in the first step, once
-# a slot is free (after the second venv's set-up, or nbval).
-# NEWEST_VENV (CI sets it, e.g. .venv-3.13, with NEWEST_PYTHON to build it): a second Python version's venv, set up
-# beside the first step's tests; the re-run then executes every notebook on that Python, and the unit tests that depend
-# on the Python version (`-m "not slow"`: not those that run notebooks or kill pipelines) run there too. One course run
-# on each Python, not a third.
+# make test is one graph of jobs, three at a time (the machine has 2 cores; the notebook runs often wait on servers),
+# each target's output printed as a block when it ends. nbval and the unit tests' two halves start at once (the slow
+# half, `-m slow` in tests/conftest.py, runs notebooks and kills pipelines: about three quarters of the unit time);
+# the second venv's set-up, the browser test and the version-dependent unit tests follow as slots free up; the re-run
+# of the student edition (tests/notebook_runs/test_rerun.py) starts as soon as nbval has left its workspace.
+# NEWEST_VENV (CI sets it, e.g. .venv-3.13, with NEWEST_PYTHON to build it): a second Python version's venv; the re-run
+# then executes every notebook on that Python, and the unit tests that depend on the Python version (`-m "not slow"`)
+# run there too. One course run on each Python, not a third.
 NEWEST_VENV   ?=
 NEWEST_PYTHON ?=
 RERUN_VENV    := $(or $(NEWEST_VENV),$(VENV))
-test: setup lint  ## everything CI checks: lint; unit tests, nbval and the browser test; then the re-run and the params run
-	$(MAKE) --no-print-directory -j$(if $(NEWEST_VENV),3,2) --output-sync=target unit nbval $(if $(NEWEST_VENV),newest-venv,) browser
-	$(MAKE) --no-print-directory -j2 --output-sync=target rerun params $(if $(NEWEST_VENV),unit-newest,)
+test: setup lint  ## everything CI checks: lint; nbval, the unit and browser tests, the student edition's re-run
+	$(MAKE) --no-print-directory -j3 --output-sync=target test-jobs
+
+test-jobs: nbval unit-slow unit-fast $(if $(NEWEST_VENV),newest-venv,) browser $(if $(NEWEST_VENV),unit-newest,) rerun-after-nbval
 
 newest-venv:  ## the NEWEST_VENV for make test (NEWEST_PYTHON builds it)
 	@test -n "$(NEWEST_VENV)" || { echo "set NEWEST_VENV (and NEWEST_PYTHON)"; exit 1; }
@@ -104,8 +105,8 @@ newest-venv:  ## the NEWEST_VENV for make test (NEWEST_PYTHON builds it)
 	  || { cat workspace/newest-venv.log; exit 1; }
 
 unit-newest: newest-venv  ## the unit tests that depend on the Python version, on NEWEST_VENV
-	$(NEWEST_VENV)/bin/python -m pytest -q -p no:cacheprovider --durations=5 -m "not slow" tests --ignore=tests/notebook_runs \
-	  --ignore=tests/test_browser.py
+	$(NEWEST_VENV)/bin/python -m pytest -q -p no:cacheprovider --basetemp=workspace/pytest-newest --durations=5 \
+	  -m "not slow" $(UNIT_TESTS)
 
 lint: setup  ## ruff over the package, the tests and the notebooks
 	$(VENV)/bin/ruff check mlops_helpers tests benchmarks scripts cluster notebooks
@@ -115,11 +116,15 @@ format: setup  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix mlops_helpers tests benchmarks scripts cluster notebooks
 	$(VENV)/bin/ruff format mlops_helpers tests benchmarks scripts cluster
 
+UNIT_TESTS := tests --ignore=tests/notebook_runs --ignore=tests/test_browser.py
 unit: setup proxy-deps  ## unit tests of the package, the data, the environment and the committed notebooks' structure
-	$(PY) -m pytest -q --durations=8 tests --ignore=tests/notebook_runs --ignore=tests/test_browser.py
+	$(PY) -m pytest -q --durations=8 $(UNIT_TESTS)
 
-params: setup  ## the notebooks that declare MODEL_NAME, run with another name: the default name is never touched
-	$(PY) -m pytest -q -p no:cacheprovider --basetemp=workspace/params tests/notebook_runs
+unit-slow: setup proxy-deps  ## the unit tests marked slow (tests/conftest.py): make test runs the halves side by side
+	$(PY) -m pytest -q -p no:cacheprovider --basetemp=workspace/pytest-slow --durations=8 -m slow $(UNIT_TESTS)
+
+unit-fast: setup proxy-deps  ## the other unit tests
+	$(PY) -m pytest -q -p no:cacheprovider --basetemp=workspace/pytest-fast --durations=5 -m "not slow" $(UNIT_TESTS)
 
 # jupyter-server-proxy for a shared JupyterHub (issue 16): the MLflow UI at <lab>/mlflow/, any server a notebook starts
 # at <lab>/proxy/<port>/. Into $(VENV)/proxy with --no-deps (its dependencies are in the lock but simpervisor, which
@@ -156,13 +161,18 @@ browser: setup browser-deps  ## the real-browser test of the lab (Chromium + Pla
 notebooks: setup  ## execute every notebook headless with papermill in a fresh workspace (as make course)
 	$(PY) -m mlops_helpers.course run
 
-# nbval already executes every notebook in a fresh workspace; the papermill runner then runs them all a second time
-# in that same workspace, as the STUDENT edition (solutions removed), on the second Python when NEWEST_VENV is set:
-# one run proves that the notebooks are re-runnable and that the student notebooks run top to bottom; the runner
-# fails any that leaves a process behind.
-rerun: student $(if $(NEWEST_VENV),newest-venv,)  ## papermill: every student notebook, in the workspace nbval just used
+# The re-run (tests/notebook_runs/test_rerun.py): every notebook again, in the workspace nbval just used, as the
+# STUDENT edition (solutions removed), with MODEL_NAME renamed, on the second Python when NEWEST_VENV is set. One run
+# proves that the notebooks are re-runnable, that the student notebooks run top to bottom, that MODEL_NAME is honoured
+# (the default model, which nbval's run promoted, is left exactly as it was) and that it all works on that Python; the
+# runner fails any notebook that leaves a process behind. make test starts it as soon as nbval is done.
+RERUN = $(RERUN_VENV)/bin/python -m pytest -q -s -p no:cacheprovider --basetemp=workspace/pytest-rerun tests/notebook_runs
+rerun: student $(if $(NEWEST_VENV),newest-venv,)  ## every student notebook again, renamed model, in nbval's workspace
 	@test -d workspace/nbval || { echo "run make nbval first"; exit 1; }
-	$(RERUN_VENV)/bin/python -m mlops_helpers.course run --workspace workspace/nbval --notebooks student
+	$(RERUN)
+
+rerun-after-nbval: nbval student $(if $(NEWEST_VENV),newest-venv,)
+	$(RERUN)
 
 student: setup  ## the student edition: the notebooks without their solution cells, in student/ (git-ignored)
 	$(PY) scripts/student.py --out student

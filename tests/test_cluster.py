@@ -104,20 +104,18 @@ def test_the_readme_says_plainly_that_this_path_has_not_run_here():
 
 
 def test_a_failed_ci_run_keeps_the_notebooks_make_test_executed():
-    """make test runs nbval and the papermill re-run in workspace/nbval and the renamed-model run under
-    workspace/params (pytest's --basetemp): the upload on failure names those folders, not workspace/headless."""
+    """make test runs nbval and then the re-run (student edition, renamed model) in workspace/nbval, whose runner keeps
+    each executed copy in workspace/nbval/executed/: the upload on failure names that folder, not workspace/headless."""
     makefile = (REPO_ROOT / "Makefile").read_text()
-    assert "--workspace workspace/nbval" in makefile and "--basetemp=workspace/params" in makefile
+    assert "COURSE_WORKSPACE=$(CURDIR)/workspace/nbval" in makefile
+    rerun = (REPO_ROOT / "tests" / "notebook_runs" / "test_rerun.py").read_text()
+    assert 'REPO_ROOT / "workspace" / "nbval"' in rerun and "workspace=RERUN_WORKSPACE" in rerun
     test = _workflow("ci.yml")["jobs"]["test"]
     upload = next(s for s in test["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
     paths = upload["with"]["path"].split()
     assert upload["if"] == "failure()"
-    assert "workspace/nbval/executed/" in paths and "workspace/params/*/workspace/executed/" in paths
-    assert not any("headless" in p for p in paths)
-    # the renamed-model run really writes there: its workspace is tmp_path_factory.mktemp("params") / "workspace"
-    assert (
-        'mktemp("params") / "workspace"' in (REPO_ROOT / "tests" / "notebook_runs" / "test_model_name.py").read_text()
-    )
+    assert "workspace/nbval/executed/" in paths
+    assert not any("headless" in p or "params" in p for p in paths)
 
 
 def test_ci_runs_the_runtime_proof_once_beside_the_tests():
