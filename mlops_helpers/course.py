@@ -115,7 +115,8 @@ def leftover_processes(root: Path, wait: float = 15.0) -> list[str]:
     """Processes still running with ``COURSE_WORKSPACE=root`` after a notebook (servers it did not stop).
 
     Waits up to ``wait`` seconds for them to exit by themselves (a server may still be handling its SIGTERM), then
-    stops the rest by PID and returns their command lines, so that one notebook's leak cannot disturb the next.
+    kills the rest by PID, waits (up to 10 s) until they are gone, and returns their command lines, so that one
+    notebook's leak cannot disturb the next.
     """
     import psutil
 
@@ -137,13 +138,35 @@ def leftover_processes(root: Path, wait: float = 15.0) -> list[str]:
     deadline = time.monotonic() + wait
     while (left := find()) and time.monotonic() < deadline:
         time.sleep(0.25)
-    described = []
-    for proc in left:
+    return _kill(left)
+
+
+def _dead(proc) -> bool:
+    """Gone, or a zombie: dead and waiting for its parent (or init) to reap it."""
+    import psutil
+
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _kill(procs: list) -> list[str]:
+    """Kill ``procs`` by PID and return their command lines once they are dead (up to 10 s: SIGKILL is not instant on
+    a busy machine, and the next look must find nothing)."""
+    import psutil
+
+    described, killed = [], []
+    for proc in procs:
         try:
             described.append(f"pid {proc.pid}: {' '.join(proc.cmdline())[:200]}")
             proc.kill()
+            killed.append(proc)
         except psutil.NoSuchProcess:
             continue
+    deadline = time.monotonic() + 10
+    while not all(_dead(p) for p in killed) and time.monotonic() < deadline:
+        time.sleep(0.1)
     return described
 
 

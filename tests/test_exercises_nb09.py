@@ -43,7 +43,8 @@ def versions(tmp_path_factory, module_tracking_env):
 
     from mlops_helpers import models, workspace
 
-    workspace.setup(tmp_path_factory.mktemp("nb09") / "workspace")
+    # an experiment of its own: the id another module made active would stay active, and is not in this store
+    workspace.setup(tmp_path_factory.mktemp("nb09") / "workspace", experiment="exercise-test-09")
     X, y = data.xy(data.window(data.load_bikes(), *data.TRAIN_WINDOW))
     found = []
     for family, params in (("random_forest", {"n_estimators": 20, "max_depth": 8}), ("ridge", None)):

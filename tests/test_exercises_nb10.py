@@ -34,7 +34,7 @@ def _passes(verdict: exercises.Verdict) -> None:
 
 @pytest.fixture(scope="module")
 def state(tmp_path_factory, module_tracking_env):
-    ws = workspace.setup(tmp_path_factory.mktemp("nb10") / "workspace")
+    ws = workspace.setup(tmp_path_factory.mktemp("nb10") / "workspace", experiment="exercise-test-10")
     batch = ws.path("batches", "bikes-2011-01-to-05.csv")
     data.source_batch("2011-01-01:2011-06-01").to_csv(batch, index=False)
     config = pipeline.PipelineConfig(data=batch, window=("2011-01-01", "2011-06-01"), integration_test=False)
