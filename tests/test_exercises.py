@@ -11,20 +11,10 @@ import mlflow
 import nbformat
 import pandas as pd
 import pytest
+from exercise_checks import not_yet, passes
 
 from mlops_helpers import REPO_ROOT, course, data, exercises
 from mlops_helpers.names import MODEL_NAME
-
-
-def _not_yet(verdict: exercises.Verdict, *words: str) -> None:
-    assert not verdict and repr(verdict).startswith("Not yet: ")
-    for word in words:
-        assert word in verdict.message, (word, verdict.message)
-
-
-def _passes(verdict: exercises.Verdict) -> None:
-    assert verdict and repr(verdict).startswith("Correct: "), verdict
-
 
 # --- the Exercise object
 
@@ -32,17 +22,17 @@ def _passes(verdict: exercises.Verdict) -> None:
 def test_an_empty_answer_is_not_yet_and_never_raises():
     exercise = exercises.Exercise("00", 1, lambda answer: "right", ["first", "second"])
     for empty in (..., None):
-        _not_yet(exercise.check(empty), "no answer: replace `...`", "exercise 1")
-    _not_yet(exercise.check())
+        not_yet(exercise.check(empty), "no answer: replace `...`", "exercise 1")
+    not_yet(exercise.check())
 
 
 def test_a_checker_that_raises_not_yet_gives_its_reason():
     def checker(answer):
         raise exercises.NotYet(f"{answer} is wrong")
 
-    _not_yet(exercises.Exercise("00", 1, checker).check(7), "7 is wrong")
+    not_yet(exercises.Exercise("00", 1, checker).check(7), "7 is wrong")
     unreadable = exercises.Exercise("00", 1, lambda answer: float(answer)).check("many")
-    _not_yet(unreadable, "could not be checked: ValueError: could not convert")
+    not_yet(unreadable, "could not be checked: ValueError: could not convert")
 
 
 def test_hints_are_tiered(capsys):
@@ -87,20 +77,20 @@ def test_notebook_00(frames):
     train, production = frames
     q1, q2, q3 = exercises.notebook_00(train, production)
     peak = int(train[train["workingday"] == 0].groupby("hr")["bikers"].mean().idxmax())
-    _not_yet(q1.check(peak + 1), f"hour {peak + 1}", "another hour")
-    _not_yet(q1.check(str(peak)), "int")
-    _passes(q1.check(peak))
-    _passes(q1.check(train[train["workingday"] == 0].groupby("hr")["bikers"].mean().idxmax()))  # numpy's int64
+    not_yet(q1.check(peak + 1), f"hour {peak + 1}", "another hour")
+    not_yet(q1.check(str(peak)), "int")
+    passes(q1.check(peak))
+    passes(q1.check(train[train["workingday"] == 0].groupby("hr")["bikers"].mean().idxmax()))  # numpy's int64
     shares = {
         n: (f["weathersit"] == "light rain/snow").mean() for n, f in (("train", train), ("production", production))
     }
-    _not_yet(q2.check({"train": shares["train"]}), "production")
-    _not_yet(q2.check({**shares, "train": shares["train"] + 0.05}), "train share", "too high by 0.05")
-    _passes(q2.check(pd.Series(shares)))
+    not_yet(q2.check({"train": shares["train"]}), "production")
+    not_yet(q2.check({**shares, "train": shares["train"] + 0.05}), "train share", "too high by 0.05")
+    passes(q2.check(pd.Series(shares)))
     digest = hashlib.sha256((data.DATA_DIR / data.WEATHER_FILE).read_bytes())
-    _not_yet(q3.check(digest), "str")
-    _not_yet(q3.check(hashlib.sha256(b"").hexdigest()), "data/checksums")
-    _passes(q3.check(digest.hexdigest()))
+    not_yet(q3.check(digest), "str")
+    not_yet(q3.check(hashlib.sha256(b"").hexdigest()), "data/checksums")
+    passes(q3.check(digest.hexdigest()))
 
 
 # --- notebooks 01 and 03, against a tracking store and a registry
@@ -117,26 +107,26 @@ def test_notebook_01(tmp_workspace, module_tracking_env):
             mlflow.log_metric("val_rmse", value)
     q1, q2, q3 = exercises.notebook_01("exercise-test", "s1")
     for q in (q1, q2, q3):
-        _not_yet(q.check(...), "no answer: replace `...`")
-    _not_yet(q1.check({"knn-5": 3}), "knn-25")
-    _not_yet(q1.check({"knn-5": 2, "knn-25": 5}), "knn-5 is number 3 of 5")
-    _passes(q1.check({"knn-5": 3, "knn-25": 5}))
-    _not_yet(q1.check({"knn-5": 2, "knn-25": 4}), "places count from 1")
+        not_yet(q.check(...), "no answer: replace `...`")
+    not_yet(q1.check({"knn-5": 3}), "knn-25")
+    not_yet(q1.check({"knn-5": 2, "knn-25": 5}), "knn-5 is number 3 of 5")
+    passes(q1.check({"knn-5": 3, "knn-25": 5}))
+    not_yet(q1.check({"knn-5": 2, "knn-25": 4}), "places count from 1")
     with mlflow.start_run(run_name="knn-5"):  # the learner's cell run a second time logs the same name again
         mlflow.set_tags({"sweep": "s1", "family": "knn"})
         mlflow.log_metric("val_rmse", 50.0)
-    _passes(q1.check({"knn-5": 3, "knn-25": 5}))
-    _not_yet(q2.check(["forest-depth-8", "forest-depth-4"]), "should not contain ['forest-depth-4']")
-    _passes(q2.check(["forest-depth-8"]))
-    _passes(q2.check(pd.Series(["forest-depth-8"])))  # a column of search_runs' frame is an answer too
-    _not_yet(q3.check(0.7), "flights-delays")
+    passes(q1.check({"knn-5": 3, "knn-25": 5}))
+    not_yet(q2.check(["forest-depth-8", "forest-depth-4"]), "should not contain ['forest-depth-4']")
+    passes(q2.check(["forest-depth-8"]))
+    passes(q2.check(pd.Series(["forest-depth-8"])))  # a column of search_runs' frame is an answer too
+    not_yet(q3.check(0.7), "flights-delays")
     workspace.ensure_experiment(ws, "flights-delays")
     mlflow.set_experiment("flights-delays")
     with mlflow.start_run():
         mlflow.log_metric("val_auc", 0.7)
-    _not_yet(q3.check(0.71), "not the val_auc of any run")
-    _not_yet(q3.check(1.3), "between 0 and 1")
-    _passes(q3.check(0.7))
+    not_yet(q3.check(0.71), "not the val_auc of any run")
+    not_yet(q3.check(1.3), "between 0 and 1")
+    passes(q3.check(0.7))
 
 
 def test_notebook_03(ridge_challenger):
@@ -146,34 +136,34 @@ def test_notebook_03(ridge_challenger):
     client = MlflowClient()
     q1, q2, q3 = exercises.notebook_03(MODEL_NAME)
     for q in (q1, q2, q3):
-        _not_yet(q.check(None), "no answer: replace `...`")
-    _not_yet(q1.check(ridge), "no 'validation_status' tag")
+        not_yet(q.check(None), "no answer: replace `...`")
+    not_yet(q1.check(ridge), "no 'validation_status' tag")
     client.set_model_version_tag(MODEL_NAME, ridge, "validation_status", "passed")
-    _not_yet(q1.check(ridge), "is worse", "not 'failed'")
+    not_yet(q1.check(ridge), "is worse", "not 'failed'")
     client.set_model_version_tag(MODEL_NAME, ridge, "validation_status", "failed")
-    _passes(q1.check(ridge))
+    passes(q1.check(ridge))
     client.set_model_version_tag(MODEL_NAME, champion, "validation_status", "passed")
-    _passes(q1.check(champion))  # the champion, given as the store's int or as text
-    _passes(q1.check(str(champion)))
+    passes(q1.check(champion))  # the champion, given as the store's int or as text
+    passes(q1.check(str(champion)))
     # a gate that promoted the worse model
     client.set_model_version_tag(MODEL_NAME, ridge, "validation_status", "passed")
     client.set_registered_model_alias(MODEL_NAME, "champion", ridge)
-    _not_yet(q1.check(ridge), "promoted the worse model")
+    not_yet(q1.check(ridge), "promoted the worse model")
     client.set_registered_model_alias(MODEL_NAME, "champion", champion)
     client.set_model_version_tag(MODEL_NAME, ridge, "validation_status", "failed")
-    _not_yet(q2.check([]), f"missing ['{ridge}']")
-    _passes(q2.check([ridge]))
+    not_yet(q2.check([]), f"missing ['{ridge}']")
+    passes(q2.check([ridge]))
     rows = []
     for version in (champion, ridge):
         mv = client.get_model_version(MODEL_NAME, version)
         run = mlflow.get_run(mv.run_id)
         digest = next(d.dataset.digest for d in run.inputs.dataset_inputs if d.tags[0].value == "validation")
         rows.append({"run": run.info.run_name, "family": mv.tags.get("family"), "validation data": digest})
-    _not_yet(q3.check(pd.DataFrame(rows).drop(columns="family")), "lacks the column(s) ['family']")
-    _not_yet(q3.check(pd.DataFrame([{**rows[0], "validation data": "0000"}])), "the registry says")
-    _not_yet(q3.check(pd.DataFrame(rows)), "2 distinct run(s): one row per version registered here")
+    not_yet(q3.check(pd.DataFrame(rows).drop(columns="family")), "lacks the column(s) ['family']")
+    not_yet(q3.check(pd.DataFrame([{**rows[0], "validation data": "0000"}])), "the registry says")
+    not_yet(q3.check(pd.DataFrame(rows)), "2 distinct run(s): one row per version registered here")
     # the same rows twice are still two versions' worth (passing needs three runs: notebook 03's solution, under nbval)
-    _not_yet(q3.check(pd.DataFrame(rows * 2)), "2 distinct run(s)")
+    not_yet(q3.check(pd.DataFrame(rows * 2)), "2 distinct run(s)")
 
 
 # --- the committed notebooks' exercise cells, and the student edition

@@ -10,22 +10,13 @@ import warnings
 import mlflow
 import pytest
 import requests
+from exercise_checks import not_yet, passes
 
 from mlops_helpers import exercises, processes
 
 EXPERIMENT = "citybikes-server"
 # The auth app's user database migrates with alembic, which warns about its own configuration.
 pytestmark = pytest.mark.filterwarnings("ignore:No path_separator found:DeprecationWarning")
-
-
-def _not_yet(verdict: exercises.Verdict, *words: str) -> None:
-    assert not verdict and repr(verdict).startswith("Not yet: ")
-    for word in words:
-        assert word in verdict.message, (word, verdict.message)
-
-
-def _passes(verdict: exercises.Verdict) -> None:
-    assert verdict and repr(verdict).startswith("Correct: "), verdict
 
 
 @pytest.fixture(scope="module")
@@ -86,19 +77,19 @@ def restarted(server_store):
 def test_allowed_hosts(restarted):
     hosts, statuses, _, _ = restarted
     q1 = exercises.notebook_02("sqlite:///unused.db", EXPERIMENT, "unused")[0]
-    _not_yet(q1.check(hosts, ...), "no answer")
-    _not_yet(q1.check(hosts, {"localhost": 403}), "lacks the key(s)", "mlflow.citybikes.internal")
-    _not_yet(q1.check("127.0.0.1:*", statuses), "refuses 'mlflow.citybikes.internal'")
+    not_yet(q1.check(hosts, ...), "no answer")
+    not_yet(q1.check(hosts, {"localhost": 403}), "lacks the key(s)", "mlflow.citybikes.internal")
+    not_yet(q1.check("127.0.0.1:*", statuses), "refuses 'mlflow.citybikes.internal'")
     # the default list's answers: localhost passed there, not here
-    _not_yet(
+    not_yet(
         q1.check(hosts, {**statuses, "localhost": 200}), "localhost", "default list, which --allowed-hosts replaces"
     )
-    _not_yet(q1.check(hosts, {**statuses, "127.0.0.1:<port>": 403}), "127.0.0.1:<port>: you answer 403", "answers 200")
-    _not_yet(q1.check(hosts, {**statuses, "localhost": "403"}), "should be an int")
-    _passes(q1.check(hosts, statuses))
+    not_yet(q1.check(hosts, {**statuses, "127.0.0.1:<port>": 403}), "127.0.0.1:<port>: you answer 403", "answers 200")
+    not_yet(q1.check(hosts, {**statuses, "localhost": "403"}), "should be an int")
+    passes(q1.check(hosts, statuses))
     # a list without loopback: 127.0.0.1:<port> is refused too, and the check says why
     verdict = q1.check("mlflow.citybikes.internal", {**statuses, "127.0.0.1:<port>": 403})
-    _passes(verdict)
+    passes(verdict)
     assert "your own client needs it named" in verdict.message
 
 
@@ -106,29 +97,29 @@ def test_best_run(server_store, restarted):
     _, uri, runs = server_store
     _, _, ordered, _ = restarted
     q2 = exercises.notebook_02(uri, EXPERIMENT, "unused")[1]
-    _not_yet(q2.check(None), "no answer")
-    _not_yet(q2.check("boosting-over-http"), "a run's name: answer its run_id")
-    _not_yet(q2.check(runs["knn-5"]), "knn-5 has val_rmse 45.00; the lowest is 32.90 (boosting-over-http)")
-    _not_yet(q2.check(restarted[3]), "second-client has the highest val_rmse", "ASC")  # ordered DESC by mistake
-    _not_yet(q2.check(42), "should be a str")
-    _not_yet(exercises.notebook_02(uri, "no-such", "unused")[1].check("x"), "no experiment 'no-such'")
-    _passes(q2.check(ordered[0]["info"]["run_id"]))
-    _passes(q2.check(ordered[0]))  # the run's JSON, as runs/search gives it
+    not_yet(q2.check(None), "no answer")
+    not_yet(q2.check("boosting-over-http"), "a run's name: answer its run_id")
+    not_yet(q2.check(runs["knn-5"]), "knn-5 has val_rmse 45.00; the lowest is 32.90 (boosting-over-http)")
+    not_yet(q2.check(restarted[3]), "second-client has the highest val_rmse", "ASC")  # ordered DESC by mistake
+    not_yet(q2.check(42), "should be a str")
+    not_yet(exercises.notebook_02(uri, "no-such", "unused")[1].check("x"), "no experiment 'no-such'")
+    passes(q2.check(ordered[0]["info"]["run_id"]))
+    passes(q2.check(ordered[0]))  # the run's JSON, as runs/search gives it
 
 
 def test_second_client(server_store, restarted):
     _, uri, runs = server_store
     _, _, _, other_run_id = restarted
     q3 = exercises.notebook_02(uri, EXPERIMENT, "unused")[2]
-    _not_yet(q3.check(...), "no answer")
-    _not_yet(q3.check(runs["knn-5"]), "no source tag")  # made with MlflowClient.create_run: no source
+    not_yet(q3.check(...), "no answer")
+    not_yet(q3.check(runs["knn-5"]), "no source tag")  # made with MlflowClient.create_run: no source
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name="same-process") as same:  # this process: the source is our own
         mlflow.log_metric("val_rmse", 70.0)
-    _not_yet(q3.check(same.info.run_id), "this notebook's own process")
-    _not_yet(q3.check("0" * 32), "no run", "MLFLOW_TRACKING_URI")
-    _passes(q3.check(other_run_id))
+    not_yet(q3.check(same.info.run_id), "this notebook's own process")
+    not_yet(q3.check("0" * 32), "no run", "MLFLOW_TRACKING_URI")
+    passes(q3.check(other_run_id))
 
 
 @pytest.fixture
@@ -151,14 +142,14 @@ def test_team_access(team):
     team_dir, client, users, team_id = team
     q4 = exercises.notebook_02("sqlite:///unused.db", EXPERIMENT, team_dir)[3]
     run = client.create_run(team_id, run_name="alice-edit")
-    _not_yet(q4.check(...), "no answer")
-    _not_yet(q4.check({"run": run.info.run_id}), "lacks the key(s) ['private']")
-    _not_yet(q4.check({"run": run.info.run_id, "private": 403}), "alice has READ on citybikes-team", "EDIT")
+    not_yet(q4.check(...), "no answer")
+    not_yet(q4.check({"run": run.info.run_id}), "lacks the key(s) ['private']")
+    not_yet(q4.check({"run": run.info.run_id, "private": 403}), "alice has READ on citybikes-team", "EDIT")
     users.update_experiment_permission(team_id, "alice", "EDIT")
-    _not_yet(q4.check({"run": run.info.run_id, "private": 403}), "no metric")
+    not_yet(q4.check({"run": run.info.run_id, "private": 403}), "no metric")
     client.log_metric(run.info.run_id, "val_rmse", 40.0)
-    _not_yet(q4.check({"run": run.info.run_id, "private": 403}), "has not created 'citybikes-private'")
+    not_yet(q4.check({"run": run.info.run_id, "private": 403}), "has not created 'citybikes-private'")
     client.create_experiment("citybikes-private", artifact_location=str(team_dir / "artifacts"))
-    _not_yet(q4.check({"run": run.info.run_id, "private": 401}), "401 means the request came without credentials")
-    _not_yet(q4.check({"run": run.info.run_id, "private": 200}), "NO_PERMISSIONS, so reading it gets 403")
-    _passes(q4.check({"run": run.info.run_id, "private": 403}))
+    not_yet(q4.check({"run": run.info.run_id, "private": 401}), "401 means the request came without credentials")
+    not_yet(q4.check({"run": run.info.run_id, "private": 200}), "NO_PERMISSIONS, so reading it gets 403")
+    passes(q4.check({"run": run.info.run_id, "private": 403}))

@@ -13,22 +13,13 @@ import nbformat
 import numpy as np
 import pytest
 import requests
+from exercise_checks import not_yet, passes
 
 from mlops_helpers import REPO_ROOT, data, environment, exercises, models, processes, workspace
 from mlops_helpers.names import MODEL_NAME
 
 URI = f"models:/{MODEL_NAME}@champion"
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
-
-
-def _not_yet(verdict: exercises.Verdict, *words: str) -> None:
-    assert not verdict and repr(verdict).startswith("Not yet: ")
-    for word in words:
-        assert word in verdict.message, (word, verdict.message)
-
-
-def _passes(verdict: exercises.Verdict) -> None:
-    assert verdict and repr(verdict).startswith("Correct: "), verdict
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +77,11 @@ def test_strict_service(champion, minimal):
     logs = ws.root / "logs"
     q1 = exercises.notebook_04(MODEL_NAME, bad_requests, ws.root / "none.jsonl", "", logs)[0]
     all_422 = dict.fromkeys(bad_requests, 422)
-    _not_yet(q1.check(...), "no answer")
-    _not_yet(q1.check({"NaN": 500}), "lacks the key(s)", "missing column")
-    _not_yet(q1.check({**all_422, "number as text": 200}), "'number as text' still gets 200", "strict=True")
-    _not_yet(q1.check({**all_422, "misspelt column": 200}), "extra='forbid'")
-    _not_yet(q1.check(all_422), "no log strict-service.log", "name='strict-service'")
+    not_yet(q1.check(...), "no answer")
+    not_yet(q1.check({"NaN": 500}), "lacks the key(s)", "missing column")
+    not_yet(q1.check({**all_422, "number as text": 200}), "'number as text' still gets 200", "strict=True")
+    not_yet(q1.check({**all_422, "misspelt column": 200}), "extra='forbid'")
+    not_yet(q1.check(all_422), "no log strict-service.log", "name='strict-service'")
     # the solution's change, run as the solution runs it
     strict_source = (
         service_file.read_text()
@@ -107,10 +98,10 @@ def test_strict_service(champion, minimal):
                          log_dir=logs, timeout=180) as strict:  # fmt: skip
         strict_bad = {what: _post(strict.url, body).status_code for what, body in bad_requests.items()}
     assert not strict.alive
-    _not_yet(q1.check(all_422), "your answer has 7 x 422, but the last run of strict-service answered 5 x 422, 2 x 500")
-    _not_yet(q1.check({**strict_bad, "empty batch": 500, "NaN": 422}), "'empty batch' gets 500, not 422", "min_length")
+    not_yet(q1.check(all_422), "your answer has 7 x 422, but the last run of strict-service answered 5 x 422, 2 x 500")
+    not_yet(q1.check({**strict_bad, "empty batch": 500, "NaN": 422}), "'empty batch' gets 500, not 422", "min_length")
     verdict = q1.check(strict_bad)
-    _passes(verdict)
+    passes(verdict)
     assert "Out of range float values are not JSON compliant" in verdict.message, verdict.message
 
 
@@ -133,15 +124,15 @@ def test_mean_two_ways(champion):
         assert later.status_code == 200
     q2 = exercises.notebook_04(MODEL_NAME, {}, log_path, exposition, ws.root / "logs")[1]
     everything = float(np.mean(predlog.log_frame(log_path)["prediction"]))
-    _not_yet(q2.check({"log": everything, "metrics": from_log}), f"all {len(week) + 5} rows the log holds now")
-    _not_yet(q2.check(None), "no answer")
-    _not_yet(q2.check({"log": from_log}), "lacks the key(s) ['metrics']")
+    not_yet(q2.check({"log": everything, "metrics": from_log}), f"all {len(week) + 5} rows the log holds now")
+    not_yet(q2.check(None), "no answer")
+    not_yet(q2.check({"log": from_log}), "lacks the key(s) ['metrics']")
     total = float(log["prediction"].sum())
-    _not_yet(q2.check({"log": from_log, "metrics": total}), "the sum of the predictions", "prediction_value_count")
-    _not_yet(q2.check({"log": float(log["prediction"].median()), "metrics": from_log}), "the median")
-    _not_yet(q2.check({"log": from_log, "metrics": from_log + 1}), "the mean from the metrics", "too high by 1")
-    _not_yet(q2.check({"log": str(from_log), "metrics": from_log}), "should be a float")
-    _passes(q2.check({"log": from_log, "metrics": total / len(log)}))
+    not_yet(q2.check({"log": from_log, "metrics": total}), "the sum of the predictions", "prediction_value_count")
+    not_yet(q2.check({"log": float(log["prediction"].median()), "metrics": from_log}), "the median")
+    not_yet(q2.check({"log": from_log, "metrics": from_log + 1}), "the mean from the metrics", "too high by 1")
+    not_yet(q2.check({"log": str(from_log), "metrics": from_log}), "should be a float")
+    passes(q2.check({"log": from_log, "metrics": total / len(log)}))
 
 
 def test_version_uri(champion, minimal):
@@ -170,10 +161,10 @@ def test_version_uri(champion, minimal):
                          log_dir=ws.root / "logs", timeout=180) as either:  # fmt: skip
         pinned_health = requests.get(either.url + "/health", timeout=5).json()
     assert not processes.running()
-    _not_yet(q3.check(..., pinned_health), "no answer")
-    _not_yet(q3.check("it crashed", pinned_health), "not enough values to unpack")
-    _not_yet(q3.check(start_error, {**pinned_health, "alias": "champion"}), "still resolved the alias 'champion'")
-    _not_yet(q3.check(start_error, {**pinned_health, "version": "99"}), "no version '99'")
-    _not_yet(q3.check(start_error, {"status": "ok"}), "lacks the key(s)")
-    _passes(q3.check(start_error, pinned_health))
-    _passes(q3.check(error, pinned_health))  # the exception itself is an answer too
+    not_yet(q3.check(..., pinned_health), "no answer")
+    not_yet(q3.check("it crashed", pinned_health), "not enough values to unpack")
+    not_yet(q3.check(start_error, {**pinned_health, "alias": "champion"}), "still resolved the alias 'champion'")
+    not_yet(q3.check(start_error, {**pinned_health, "version": "99"}), "no version '99'")
+    not_yet(q3.check(start_error, {"status": "ok"}), "lacks the key(s)")
+    passes(q3.check(start_error, pinned_health))
+    passes(q3.check(error, pinned_health))  # the exception itself is an answer too

@@ -9,6 +9,7 @@ from dataclasses import replace
 import mlflow
 import pandas as pd
 import pytest
+from exercise_checks import not_yet, passes
 from sklearn.metrics import root_mean_squared_error
 
 from mlops_helpers import data, exercises, names, pipeline, validation
@@ -16,16 +17,6 @@ from mlops_helpers.names import MODEL_NAME
 from mlops_helpers.registry import Registry
 
 GATES = {"model_name": MODEL_NAME, "holdout_days": 14, "max_rmse": 80.0, "min_improvement": 0.05}  # the notebook's
-
-
-def _not_yet(verdict: exercises.Verdict, *words: str) -> None:
-    assert not verdict and repr(verdict).startswith("Not yet: ")
-    for word in words:
-        assert word in verdict.message, (word, verdict.message)
-
-
-def _passes(verdict: exercises.Verdict) -> None:
-    assert verdict and repr(verdict).startswith("Correct: "), verdict
 
 
 def _run(path, reason: str) -> pipeline.PipelineResult:
@@ -47,7 +38,7 @@ def state(ridge_challenger):
 def test_every_check_says_not_yet_on_an_empty_answer(state):
     _, _, batch_path, may = state
     for q in exercises.notebook_05(MODEL_NAME, may.run_id, batch_path):
-        _not_yet(q.check(None), "no answer: replace `...`")
+        not_yet(q.check(None), "no answer: replace `...`")
 
 
 def test_margin(state):
@@ -60,13 +51,13 @@ def test_margin(state):
     winter_rmse = root_mean_squared_error(y_hold, mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{winter}")
                                           .predict(X_hold))  # fmt: skip
     margin, passes = 1 - candidate / winter_rmse, bool(candidate <= winter_rmse * (1 - 0.6))
-    _not_yet(q1.check({"margin": margin}), "lacks the key(s) ['passes 60 %']")
-    _not_yet(q1.check({"margin": 100 * margin, "passes 60 %": passes}), "is a percentage")
-    _not_yet(q1.check({"margin": 0.0, "passes 60 %": passes}), "compared the May model with itself")
-    _not_yet(q1.check({"margin": candidate / winter_rmse, "passes 60 %": passes}), "1 minus it")
-    _not_yet(q1.check({"margin": margin, "passes 60 %": not passes}), f"'passes 60 %' is {not passes}")
-    _not_yet(q1.check({"margin": margin, "passes 60 %": "no"}), "should be a bool")
-    _passes(q1.check({"margin": margin, "passes 60 %": passes}))
+    not_yet(q1.check({"margin": margin}), "lacks the key(s) ['passes 60 %']")
+    not_yet(q1.check({"margin": 100 * margin, "passes 60 %": passes}), "is a percentage")
+    not_yet(q1.check({"margin": 0.0, "passes 60 %": passes}), "compared the May model with itself")
+    not_yet(q1.check({"margin": candidate / winter_rmse, "passes 60 %": passes}), "1 minus it")
+    not_yet(q1.check({"margin": margin, "passes 60 %": not passes}), f"'passes 60 %' is {not passes}")
+    not_yet(q1.check({"margin": margin, "passes 60 %": "no"}), "should be a bool")
+    passes(q1.check({"margin": margin, "passes 60 %": passes}))
 
 
 def test_wind_faults(state):
@@ -79,13 +70,13 @@ def test_wind_faults(state):
     report = strict.validate(raw).to_frame()
     count = int(report.loc[report["column"] == "windspeed", "rows"].sum())
     assert count >= 1
-    _not_yet(q2.check({"by hand": count}), "lacks the key(s) ['package']")
-    _not_yet(q2.check({"by hand": count, "package": report}), "is a table")
-    _not_yet(q2.check({"by hand": 0, "package": count}), "'by hand' finds no fault")
+    not_yet(q2.check({"by hand": count}), "lacks the key(s) ['package']")
+    not_yet(q2.check({"by hand": count, "package": report}), "is a table")
+    not_yet(q2.check({"by hand": 0, "package": count}), "'by hand' finds no fault")
     year = int((data.load_bikes()["windspeed"] > 0.8).sum())
     if year != count:
-        _not_yet(q2.check({"by hand": count, "package": year}), "the whole year's count")
-    _passes(q2.check({"by hand": count, "package": count}))
+        not_yet(q2.check({"by hand": count, "package": year}), "the whole year's count")
+    passes(q2.check({"by hand": count, "package": count}))
 
 
 def test_july_run(state):
@@ -102,19 +93,19 @@ def test_july_run(state):
     with pytest.raises(pipeline.ApprovalRefused) as refused:
         pipeline.approve(version, by="tester", why="", registry=registry)
     answer = {"run": july.run_id, "version": version, "passed": passed, "refusal": str(refused.value)}
-    _not_yet(q3.check({**answer, "run": may.run_id}), "the months of the batch", "missing ['July', 'June']")
-    _not_yet(q3.check({**answer, "run": "0" * 32}), "no run has the id")
-    _not_yet(q3.check({**answer, "passed": not passed}), f"your run's gate says {passed}")
-    _not_yet(q3.check({**answer, "refusal": "it was refused"}), "missing reason")
-    _not_yet(q3.check(answer), f"'challenger' still points at version {version}")
+    not_yet(q3.check({**answer, "run": may.run_id}), "the months of the batch", "missing ['July', 'June']")
+    not_yet(q3.check({**answer, "run": "0" * 32}), "no run has the id")
+    not_yet(q3.check({**answer, "passed": not passed}), f"your run's gate says {passed}")
+    not_yet(q3.check({**answer, "refusal": "it was refused"}), "missing reason")
+    not_yet(q3.check(answer), f"'challenger' still points at version {version}")
     client.delete_registered_model_alias(MODEL_NAME, names.CHALLENGER)  # withdrawn, but not recorded
-    _not_yet(q3.check(answer), "record the withdrawal")
+    not_yet(q3.check(answer), "record the withdrawal")
     client.set_registered_model_alias(MODEL_NAME, names.CHALLENGER, version)
     registry.remove(names.CHALLENGER, "test: the July challenger withdrawn")  # recorded
-    _not_yet(q3.check(answer), f"version {version} is still registered")
+    not_yet(q3.check(answer), f"version {version} is still registered")
     client.delete_model_version(MODEL_NAME, version)
-    _passes(q3.check(answer))
-    _passes(q3.check({**answer, "refusal": refused.value, "version": int(version)}))  # the exception, an int version
+    passes(q3.check(answer))
+    passes(q3.check({**answer, "refusal": refused.value, "version": int(version)}))  # the exception, an int version
 
 
 def test_each_solution_cell_ends_in_its_check():

@@ -6,21 +6,12 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from exercise_checks import not_yet, passes
 from scipy import stats
 
 from mlops_helpers import data, exercises, models, monitoring, pipeline
 
 PSI_THRESHOLD = 0.1  # the notebook's parameter
-
-
-def _not_yet(verdict: exercises.Verdict, *words: str) -> None:
-    assert not verdict and repr(verdict).startswith("Not yet: ")
-    for word in words:
-        assert word in verdict.message, (word, verdict.message)
-
-
-def _passes(verdict: exercises.Verdict) -> None:
-    assert verdict and repr(verdict).startswith("Correct: "), verdict
 
 
 def _weekly(frame: pd.DataFrame, start) -> list[tuple[pd.Timestamp, pd.DataFrame]]:
@@ -59,7 +50,7 @@ def questions(state):
 
 def test_every_check_says_not_yet_on_an_empty_answer(questions):
     for q in questions:
-        _not_yet(q.check(...), "no answer: replace `...`")
+        not_yet(q.check(...), "no answer: replace `...`")
 
 
 def test_chi_square(state, questions):
@@ -71,12 +62,12 @@ def test_chi_square(state, questions):
     chi2 = float((((observed - expected) ** 2)[mask] / expected[mask]).sum())
     dof = int(mask.sum()) - 1
     p_value = float(stats.chi2.sf(chi2, df=dof))
-    _not_yet(q1.check({"chi2": chi2}), "lacks the key(s) ['p_value']")
-    _not_yet(q1.check({"chi2": chi2 / len(july), "p_value": p_value}), "statistic on shares")
-    _not_yet(q1.check({"chi2": chi2, "p_value": float(stats.chi2.sf(chi2, df=dof + 1))}), f"minus 1, make {dof}")
-    _not_yet(q1.check({"chi2": chi2, "p_value": float(stats.chi2.cdf(chi2, df=dof))}), "cdf")
-    _not_yet(q1.check({"chi2": "205", "p_value": p_value}), "should be a float")
-    _passes(q1.check({"chi2": chi2, "p_value": p_value}))
+    not_yet(q1.check({"chi2": chi2}), "lacks the key(s) ['p_value']")
+    not_yet(q1.check({"chi2": chi2 / len(july), "p_value": p_value}), "statistic on shares")
+    not_yet(q1.check({"chi2": chi2, "p_value": float(stats.chi2.sf(chi2, df=dof + 1))}), f"minus 1, make {dof}")
+    not_yet(q1.check({"chi2": chi2, "p_value": float(stats.chi2.cdf(chi2, df=dof))}), "cdf")
+    not_yet(q1.check({"chi2": "205", "p_value": p_value}), "should be a float")
+    passes(q1.check({"chi2": chi2, "p_value": p_value}))
 
 
 def test_loose_thresholds(state, questions):
@@ -87,15 +78,15 @@ def test_loose_thresholds(state, questions):
              .loc["prediction", "drifted"] for _, week in _weekly(production, ref_end)]  # fmt: skip
     training = int((own_psi["prediction"] >= loose["prediction"]).sum())
     assert training >= 1
-    _not_yet(q2.check({"later weeks": sum(later)}), "lacks the key(s) ['training weeks']")
-    _not_yet(q2.check({"later weeks": sum(later) / len(later), "training weeks": training}), "a share")
+    not_yet(q2.check({"later weeks": sum(later)}), "lacks the key(s) ['training weeks']")
+    not_yet(q2.check({"later weeks": sum(later) / len(later), "training weeks": training}), "a share")
     strict = own_psi.max().apply(lambda v: -(-v * 100 // 1) / 100)  # the notebook's calibrated maximum, rounded up
     at_max = [monitoring.drift_table(reference_scored, week, numeric=["prediction"], psi_threshold=strict)
               .loc["prediction", "drifted"] for _, week in _weekly(production, ref_end)]  # fmt: skip
     if sum(at_max) != sum(later):
-        _not_yet(q2.check({"later weeks": sum(at_max), "training weeks": training}), "maximum as threshold")
-    _not_yet(q2.check({"later weeks": sum(later), "training weeks": 0}), "90th percentile")
-    _passes(q2.check({"later weeks": sum(later), "training weeks": training}))
+        not_yet(q2.check({"later weeks": sum(at_max), "training weeks": training}), "maximum as threshold")
+    not_yet(q2.check({"later weeks": sum(later), "training weeks": 0}), "90th percentile")
+    passes(q2.check({"later weeks": sum(later), "training weeks": training}))
 
 
 def test_flights(questions):
@@ -106,12 +97,12 @@ def test_flights(questions):
     by_psi = monitoring.drift_table(first_half, second_half, numeric=columns, psi_threshold=PSI_THRESHOLD)
     by_test = monitoring.drift_table(first_half, second_half, numeric=columns, method="test")
     verdicts = pd.DataFrame({"drifted by PSI": by_psi["drifted"], "drifted by test": by_test["drifted"]})
-    _not_yet(q3.check(verdicts[["drifted by PSI"]]), "lacks the column(s) ['drifted by test']")
-    _not_yet(q3.check(verdicts.drop(index="temp")), "missing ['temp']")
-    _not_yet(q3.check(verdicts.assign(**{"drifted by PSI": True})), "dep_delay, drifted by PSI", "threshold 0.1")
-    _not_yet(q3.check(by_psi["drifted"]), "should be a DataFrame")
+    not_yet(q3.check(verdicts[["drifted by PSI"]]), "lacks the column(s) ['drifted by test']")
+    not_yet(q3.check(verdicts.drop(index="temp")), "missing ['temp']")
+    not_yet(q3.check(verdicts.assign(**{"drifted by PSI": True})), "dep_delay, drifted by PSI", "threshold 0.1")
+    not_yet(q3.check(by_psi["drifted"]), "should be a DataFrame")
     verdict = q3.check(verdicts)
-    _passes(verdict)
+    passes(verdict)
     assert "['dep_delay', 'distance']" in verdict.message
 
 

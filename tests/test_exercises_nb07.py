@@ -9,6 +9,7 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
+from exercise_checks import not_yet, passes
 
 from mlops_helpers import alerting, data, exercises, models, workspace
 from mlops_helpers.exercises import nb07
@@ -16,16 +17,6 @@ from mlops_helpers.names import MODEL_NAME, PIPELINE_RUN_TAG
 
 TRAIN_WINDOW, REPLAY_END = "2011-01-01:2011-06-01", "2012-01-01"
 SUMMARY = "the week's predictions drifted from the training window's (PSI 0.30)"
-
-
-def _not_yet(verdict, *words: str) -> None:
-    assert not verdict and repr(verdict).startswith("Not yet: "), verdict
-    for word in words:
-        assert word in verdict.message, (word, verdict.message)
-
-
-def _passes(verdict) -> None:
-    assert verdict and repr(verdict).startswith("Correct: "), verdict
 
 
 def _drift_test(folder, silent=True, summary=SUMMARY):
@@ -47,29 +38,29 @@ def q(tmp_workspace):
 
 def test_q1_the_drift_rule_test(q, tmp_path):
     q1 = q[0]
-    _not_yet(q1.check(...), "no answer")
-    _not_yet(q1.check(tmp_path / "nowhere.yml"), "no file 'nowhere.yml'")
-    _not_yet(q1.check(_drift_test(tmp_path, silent=False)), "never expects the warning to be silent")
+    not_yet(q1.check(...), "no answer")
+    not_yet(q1.check(tmp_path / "nowhere.yml"), "no file 'nowhere.yml'")
+    not_yet(q1.check(_drift_test(tmp_path, silent=False)), "never expects the warning to be silent")
     wrong_summary = _drift_test(tmp_path, summary=SUMMARY.replace("0.30", "0.3"))
     if shutil.which("promtool"):
-        _not_yet(q1.check(wrong_summary), "at 200ms CityBikesPredictionDrift fires, but not with", "two decimals")
+        not_yet(q1.check(wrong_summary), "at 200ms CityBikesPredictionDrift fires, but not with", "two decimals")
         early = yaml.safe_load(_drift_test(tmp_path).read_text())
         early["tests"][0]["alert_rule_test"][1]["eval_time"] = "100ms"  # PSI 0.2 there: silent
         (tmp_path / "early.yml").write_text(yaml.safe_dump(early))
-        _not_yet(q1.check(tmp_path / "early.yml"), "at 100ms CityBikesPredictionDrift does not fire")
-    _passes(q1.check(_drift_test(tmp_path)))
-    _passes(q1.check(str(_drift_test(tmp_path))))
+        not_yet(q1.check(tmp_path / "early.yml"), "at 100ms CityBikesPredictionDrift does not fire")
+    passes(q1.check(_drift_test(tmp_path)))
+    passes(q1.check(str(_drift_test(tmp_path))))
 
 
 def test_q1_without_promtool_the_check_evaluates_the_rule_in_python(q, tmp_path, monkeypatch):
     monkeypatch.setattr(nb07, "_tool", lambda argv, cwd: None)
     q1 = q[0]
-    _not_yet(q1.check(_drift_test(tmp_path, summary=SUMMARY.replace("0.30", "0.3"))), "summary reads", "(PSI 0.30)")
+    not_yet(q1.check(_drift_test(tmp_path, summary=SUMMARY.replace("0.30", "0.3"))), "summary reads", "(PSI 0.30)")
     late = yaml.safe_load(_drift_test(tmp_path).read_text())
     late["tests"][0]["alert_rule_test"][0]["eval_time"] = "300ms"  # PSI 0.3 there: the warning fires
     (tmp_path / "late.yml").write_text(yaml.safe_dump(late))
-    _not_yet(q1.check(tmp_path / "late.yml"), "at 300ms the PSI is 0.3: the warning fires")
-    _passes(q1.check(_drift_test(tmp_path)))
+    not_yet(q1.check(tmp_path / "late.yml"), "at 300ms the PSI is 0.3: the warning fires")
+    passes(q1.check(_drift_test(tmp_path)))
 
 
 def test_q2_the_sensitive_threshold_on_the_old_champion(tmp_workspace):
@@ -98,18 +89,18 @@ def test_q2_the_sensitive_threshold_on_the_old_champion(tmp_workspace):
     groups = int((fires & ~fires.shift(fill_value=False)).sum())
     weeks = [w.date().isoformat() for w in fires.index[fires]]
     assert 0 < len(weeks) < len(fires) and groups < len(weeks), "the fixture's model must fire in some weeks"
-    _not_yet(q2.check(...), "no answer")
-    _not_yet(q2.check(weeks), "should be a dict")
-    _not_yet(q2.check({"weeks firing": weeks}), "lacks the key(s) ['retrainings started']")
-    _not_yet(q2.check({"weeks firing": weeks[1:], "retrainings started": groups}), f"missing {weeks[0]}")
+    not_yet(q2.check(...), "no answer")
+    not_yet(q2.check(weeks), "should be a dict")
+    not_yet(q2.check({"weeks firing": weeks}), "lacks the key(s) ['retrainings started']")
+    not_yet(q2.check({"weeks firing": weeks[1:], "retrainings started": groups}), f"missing {weeks[0]}")
     usual = [w.date().isoformat() for w, e in old_errors.items() if e > round(1.5 * holdout, 2)]
     if usual != weeks:
-        _not_yet(q2.check({"weeks firing": usual, "retrainings started": groups}), "1.5 x")
+        not_yet(q2.check({"weeks firing": usual, "retrainings started": groups}), "1.5 x")
     ends = [(pd.Timestamp(w) + pd.Timedelta(days=6)).date().isoformat() for w in weeks]
-    _not_yet(q2.check({"weeks firing": ends, "retrainings started": groups}), "by its first day")
-    _not_yet(q2.check({"weeks firing": weeks, "retrainings started": len(weeks)}), "number of firing weeks")
-    _passes(q2.check({"weeks firing": weeks, "retrainings started": groups}))
-    _passes(q2.check({"weeks firing": list(fires.index[fires]), "retrainings started": groups}))  # Timestamps too
+    not_yet(q2.check({"weeks firing": ends, "retrainings started": groups}), "by its first day")
+    not_yet(q2.check({"weeks firing": weeks, "retrainings started": len(weeks)}), "number of firing weeks")
+    passes(q2.check({"weeks firing": weeks, "retrainings started": groups}))
+    passes(q2.check({"weeks firing": list(fires.index[fires]), "retrainings started": groups}))  # Timestamps too
 
 
 def _paging(folder, name="alertmanager.yml", route=None, oncall=True, replace=False):
@@ -129,11 +120,11 @@ def test_q3_the_paging_route(q, tmp_path, monkeypatch, amtool):
     elif not shutil.which("amtool"):
         pytest.skip("amtool is not installed (make system-deps)")
     q3 = q[2]
-    _not_yet(q3.check(None), "no answer")
-    _not_yet(q3.check(_paging(tmp_path, "a.yml", oncall=False)), "no receiver named 'oncall'")
+    not_yet(q3.check(None), "no answer")
+    not_yet(q3.check(_paging(tmp_path, "a.yml", oncall=False)), "no receiver named 'oncall'")
     no_repeat = {"matchers": ['severity="page"'], "receiver": "oncall"}
-    _not_yet(q3.check(_paging(tmp_path, "b.yml", route=no_repeat)), "repeats every 4h", "repeat_interval: 30m")
-    _not_yet(q3.check(_paging(tmp_path, "c.yml", replace=True)), "CityBikesErrorHigh", "'team-chat', not 'retrain'")
+    not_yet(q3.check(_paging(tmp_path, "b.yml", route=no_repeat)), "repeats every 4h", "repeat_interval: 30m")
+    not_yet(q3.check(_paging(tmp_path, "c.yml", replace=True)), "CityBikesErrorHigh", "'team-chat', not 'retrain'")
     critical = {"matchers": ['severity="critical"'], "receiver": "oncall", "repeat_interval": "30m"}
-    _not_yet(q3.check(_paging(tmp_path, "d.yml", route=critical)), "PredictionLatencyHigh", "not 'oncall'")
-    _passes(q3.check(_paging(tmp_path)))
+    not_yet(q3.check(_paging(tmp_path, "d.yml", route=critical)), "PredictionLatencyHigh", "not 'oncall'")
+    passes(q3.check(_paging(tmp_path)))

@@ -5,22 +5,13 @@ import json
 
 import pandas as pd
 import pytest
+from exercise_checks import not_yet, passes
 from kfp import compiler, dsl
 from kfp.dsl import Dataset, Input, Model, Output
 
 from mlops_helpers import data, exercises, kfp_pipeline, pipeline
 
 WINDOW, MAX_RMSE = "2011-01-01:2011-06-01", 80.0
-
-
-def _not_yet(verdict, *words: str) -> None:
-    assert not verdict and repr(verdict).startswith("Not yet: "), verdict
-    for word in words:
-        assert word in verdict.message, (word, verdict.message)
-
-
-def _passes(verdict) -> None:
-    assert verdict and repr(verdict).startswith("Correct: "), verdict
 
 
 @pytest.fixture
@@ -75,13 +66,13 @@ def test_q1_a_check_before_train(folders):
     compiler.Compiler().compile(unordered_pipeline, str(unordered))
     verdict = pipeline.validate_data(str(kfp_dir / "bikes-celsius.csv"), data.Window.parse(WINDOW))[1].verdict()
     error = f"ValueError: {verdict}"
-    _not_yet(q1.check(...), "no answer")
-    _not_yet(q1.check({"compiled": good}), "lacks the key(s) ['error']")
-    _not_yet(q1.check({"compiled": kfp_dir / "none.yaml", "error": error}), "no file 'none.yaml'")
-    _not_yet(q1.check({"compiled": unordered, "error": error}), "train does not wait for ['check']", ".after(")
-    _not_yet(q1.check({"compiled": good, "error": "Task 'check' finished with status FAILURE"}), "not the contract's")
-    _passes(q1.check({"compiled": good, "error": error}))
-    _passes(q1.check({"compiled": str(good), "error": verdict}))
+    not_yet(q1.check(...), "no answer")
+    not_yet(q1.check({"compiled": good}), "lacks the key(s) ['error']")
+    not_yet(q1.check({"compiled": kfp_dir / "none.yaml", "error": error}), "no file 'none.yaml'")
+    not_yet(q1.check({"compiled": unordered, "error": error}), "train does not wait for ['check']", ".after(")
+    not_yet(q1.check({"compiled": good, "error": "Task 'check' finished with status FAILURE"}), "not the contract's")
+    passes(q1.check({"compiled": good, "error": error}))
+    passes(q1.check({"compiled": str(good), "error": verdict}))
 
 
 def _local_run(runs_dir, stamp: str, tasks: list[str], passed: bool, rmse: float) -> None:
@@ -97,21 +88,21 @@ def _local_run(runs_dir, stamp: str, tasks: list[str], passed: bool, rmse: float
 def test_q2_the_gated_runs(folders):
     kfp_dir, runs_dir = folders
     q2 = exercises.notebook_08(kfp_dir, runs_dir, WINDOW, MAX_RMSE)[1]
-    _not_yet(q2.check({40.0: ["evaluate"], MAX_RMSE: ["evaluate", "publish"]}), "no run of a gated pipeline")
+    not_yet(q2.check({40.0: ["evaluate"], MAX_RMSE: ["evaluate", "publish"]}), "no run of a gated pipeline")
     rmse = 48.2  # the evaluation's RMSE in those runs: between the two thresholds, as in the notebook
     _local_run(runs_dir, "10", ["train", "evaluate"], passed=True, rmse=rmse)  # an earlier, ungated run
     _local_run(runs_dir, "20", ["evaluate"], passed=False, rmse=rmse)  # max_rmse=40: train cached, publish skipped
     _local_run(runs_dir, "30", ["evaluate", "publish"], passed=True, rmse=rmse)
     right = {40.0: ["evaluate"], MAX_RMSE: ["evaluate", "publish"]}
-    _not_yet(q2.check(None), "no answer")
-    _not_yet(q2.check({"40": ["evaluate"], "80": ["evaluate", "publish"]}), "as numbers")
-    _not_yet(q2.check({40.0: ["evaluate"]}), "one entry per run")
-    _not_yet(q2.check({40.0: ["Task 'evaluate' finished with status SUCCESS"], MAX_RMSE: []}), "tasks' names")
-    _not_yet(q2.check({**right, 40.0: ["evaluate", "publish"]}), "returned False (RMSE 48.20 > 40.0)", "skipped")
-    _not_yet(q2.check({**right, MAX_RMSE: ["evaluate"]}), "publish ran")
-    _not_yet(q2.check({**right, MAX_RMSE: ["train", "evaluate", "publish"]}), "from the cache")
-    _passes(q2.check(right))
-    _passes(q2.check(pd.Series(right).to_dict()))
+    not_yet(q2.check(None), "no answer")
+    not_yet(q2.check({"40": ["evaluate"], "80": ["evaluate", "publish"]}), "as numbers")
+    not_yet(q2.check({40.0: ["evaluate"]}), "one entry per run")
+    not_yet(q2.check({40.0: ["Task 'evaluate' finished with status SUCCESS"], MAX_RMSE: []}), "tasks' names")
+    not_yet(q2.check({**right, 40.0: ["evaluate", "publish"]}), "returned False (RMSE 48.20 > 40.0)", "skipped")
+    not_yet(q2.check({**right, MAX_RMSE: ["evaluate"]}), "publish ran")
+    not_yet(q2.check({**right, MAX_RMSE: ["train", "evaluate", "publish"]}), "from the cache")
+    passes(q2.check(right))
+    passes(q2.check(pd.Series(right).to_dict()))
 
 
 def test_q3_a_stricter_default_at_compile_time(tmp_path, folders):
@@ -121,9 +112,9 @@ def test_q3_a_stricter_default_at_compile_time(tmp_path, folders):
     compiler.Compiler().compile(kfp_pipeline.training_pipeline, str(strict), pipeline_parameters={"max_rmse": 60.0})
     pairs = zip(default.read_text().splitlines(), strict.read_text().splitlines(), strict=True)
     changed = [(old, new) for old, new in pairs if old != new]
-    _not_yet(q3.check(...), "no answer")
-    _not_yet(q3.check(["defaultValue: 60.0"]), "(old, new) pair")
-    _not_yet(q3.check(changed[-1:]), "missing the change")
-    _not_yet(q3.check([(new, old) for old, new in changed]), "(new, old)")
-    _not_yet(q3.check([*changed, ("name: a", "name: b")]), "did the code change too?")
-    _passes(q3.check(changed))
+    not_yet(q3.check(...), "no answer")
+    not_yet(q3.check(["defaultValue: 60.0"]), "(old, new) pair")
+    not_yet(q3.check(changed[-1:]), "missing the change")
+    not_yet(q3.check([(new, old) for old, new in changed]), "(new, old)")
+    not_yet(q3.check([*changed, ("name: a", "name: b")]), "did the code change too?")
+    passes(q3.check(changed))

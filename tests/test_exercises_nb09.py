@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from exercise_checks import not_yet, passes
 from scipy import stats
 
 from mlops_helpers import data, exercises, release
@@ -16,16 +17,6 @@ from mlops_helpers.serving.routing import route
 
 ALPHA, SIMULATIONS, SEED = 0.05, 20_000, 42
 WEIGHT, RATIO, MIN_HOURS = 0.25, 1.25, 48
-
-
-def _not_yet(verdict: exercises.Verdict, *words: str) -> None:
-    assert not verdict and repr(verdict).startswith("Not yet: "), verdict
-    for word in words:
-        assert word in verdict.message, (word, verdict.message)
-
-
-def _passes(verdict: exercises.Verdict) -> None:
-    assert verdict and repr(verdict).startswith("Correct: "), verdict
 
 
 def _errors(uri: str, start: str, end: str) -> pd.Series:
@@ -74,7 +65,7 @@ def state(versions):
 
 def test_every_check_says_not_yet_on_the_empty_answer(state):
     for q in state[3]:
-        _not_yet(q.check(...), "no answer: replace `...`")
+        not_yet(q.check(...), "no answer: replace `...`")
 
 
 def test_1_hours_are_not_days(state):
@@ -85,16 +76,16 @@ def test_1_hours_are_not_days(state):
     right = {"interval width per hour": round(float(per_hour.high - per_hour.low), 1),
              "interval width per day": round(float(once.high - once.low), 1),
              "lag-1 autocorrelation of hours": round(float(hours.autocorr()), 2)}  # fmt: skip
-    _not_yet(q1.check({"interval width per hour": 1.0}), "lacks the key(s)", "interval width per day")
+    not_yet(q1.check({"interval width per hour": 1.0}), "lacks the key(s)", "interval width per day")
     swapped = {**right, "interval width per hour": right["interval width per day"],
                "interval width per day": right["interval width per hour"]}  # fmt: skip
-    _not_yet(q1.check(swapped), "swapped")
+    not_yet(q1.check(swapped), "swapped")
     half = {**right, "interval width per day": (once.high - once.low) / 2}
-    _not_yet(q1.check(half), "half the width")
-    _not_yet(q1.check({**right, "lag-1 autocorrelation of hours": float(per_day.autocorr())}), "that of the days")
-    _not_yet(q1.check({**right, "interval width per hour": "narrow"}), "should be a float")
+    not_yet(q1.check(half), "half the width")
+    not_yet(q1.check({**right, "lag-1 autocorrelation of hours": float(per_day.autocorr())}), "that of the days")
+    not_yet(q1.check({**right, "interval width per hour": "narrow"}), "should be a float")
     verdict = q1.check(right)
-    _passes(verdict)
+    passes(verdict)
     assert "neighbouring hours" in verdict.message and "Days are the unit" in verdict.message
 
 
@@ -105,16 +96,16 @@ def test_2_peeking_from_day_2(state):
     boundary = release.sequential_boundary(plan.days, alpha=ALPHA, first_look=2, simulations=SIMULATIONS, seed=SEED)
     from_7 = release.peeking(plan.days, plan.boundary, first_look=7, alpha=ALPHA, simulations=SIMULATIONS,
                              seed=SEED + 1)["naive"]  # fmt: skip
-    _not_yet(q2.check({"naive false alarms": from_7, "boundary": boundary}), "looking from day 7", "first_look=2")
-    _not_yet(q2.check({"naive false alarms": 100 * naive, "boundary": boundary}), "a percentage")
-    _not_yet(q2.check({"naive false alarms": naive, "boundary": plan.boundary}), "calibrated from day 7")
+    not_yet(q2.check({"naive false alarms": from_7, "boundary": boundary}), "looking from day 7", "first_look=2")
+    not_yet(q2.check({"naive false alarms": 100 * naive, "boundary": boundary}), "a percentage")
+    not_yet(q2.check({"naive false alarms": naive, "boundary": plan.boundary}), "calibrated from day 7")
     one_look = stats.t.ppf(1 - ALPHA / 2, plan.days - 1)
-    _not_yet(q2.check({"naive false alarms": naive, "boundary": one_look}), "a single look only")
-    _not_yet(q2.check({"naive false alarms": naive, "boundary": boundary / 2}), "too low by")
-    _passes(q2.check({"naive false alarms": naive, "boundary": round(boundary, 2)}))
+    not_yet(q2.check({"naive false alarms": naive, "boundary": one_look}), "a single look only")
+    not_yet(q2.check({"naive false alarms": naive, "boundary": boundary / 2}), "too low by")
+    passes(q2.check({"naive false alarms": naive, "boundary": round(boundary, 2)}))
     # another seed is another simulation, within its Monte Carlo error
     other = release.sequential_boundary(plan.days, alpha=ALPHA, first_look=2, simulations=SIMULATIONS, seed=SEED + 7)
-    _passes(q2.check({"naive false alarms": naive, "boundary": other}))
+    passes(q2.check({"naive false alarms": naive, "boundary": other}))
 
 
 def test_3_an_a_a_test_of_the_guard(state):
@@ -133,8 +124,8 @@ def test_3_an_a_a_test_of_the_guard(state):
                 "champion"])).any()))  # fmt: skip
     right = {"A/A months": len(fired), "months in which the guard fired": sum(fired),
              "false-alarm rate": float(np.mean(fired))}  # fmt: skip
-    _not_yet(q3.check({**right, "A/A months": 10}), "multiple of 3")
-    _not_yet(q3.check({**right, "months in which the guard fired": sum(fired) + 1}), "months fired")
-    _not_yet(q3.check({**right, "false-alarm rate": 100 * right["false-alarm rate"] or 50.0}), "between 0 and 1")
-    _not_yet(q3.check({k: v for k, v in right.items() if k != "false-alarm rate"}), "false-alarm rate")
-    _passes(q3.check(right))
+    not_yet(q3.check({**right, "A/A months": 10}), "multiple of 3")
+    not_yet(q3.check({**right, "months in which the guard fired": sum(fired) + 1}), "months fired")
+    not_yet(q3.check({**right, "false-alarm rate": 100 * right["false-alarm rate"] or 50.0}), "between 0 and 1")
+    not_yet(q3.check({k: v for k, v in right.items() if k != "false-alarm rate"}), "false-alarm rate")
+    passes(q3.check(right))

@@ -13,6 +13,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from exercise_checks import not_yet, passes
 from sklearn.dummy import DummyRegressor
 
 from mlops_helpers import data, exercises, pipeline, workspace
@@ -20,16 +21,6 @@ from mlops_helpers.governance import card as cards
 from mlops_helpers.names import MODEL_NAME
 
 OWNER = "citybikes-ml@example.org"
-
-
-def _not_yet(verdict: exercises.Verdict, *words: str) -> None:
-    assert not verdict and repr(verdict).startswith("Not yet: "), verdict
-    for word in words:
-        assert word in verdict.message, (word, verdict.message)
-
-
-def _passes(verdict: exercises.Verdict) -> None:
-    assert verdict and repr(verdict).startswith("Correct: "), verdict
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +59,7 @@ def state(tmp_path_factory, module_tracking_env):
 
 def test_every_check_says_not_yet_on_the_empty_answer(state):
     for q in state[-1]:
-        _not_yet(q.check(None), "no answer: replace `...`")
+        not_yet(q.check(None), "no answer: replace `...`")
 
 
 def test_1_the_versions_trained_on_the_champions_rows(state):
@@ -85,28 +76,28 @@ def test_1_the_versions_trained_on_the_champions_rows(state):
     same_rows = sorted((str(v.version) for v in versions if training_digest(v.run_id) == training_digest(
         champion.run_id)), key=int)  # fmt: skip
     assert release in same_rows and first not in same_rows
-    _not_yet(q1.check([]), f"missing ['{release}']")
-    _not_yet(q1.check([*same_rows, first]), f"version {first}'s run has the champion's digest", "'validation'")
-    _not_yet(q1.check([*same_rows, no_data]), f"version {no_data} should not be in the list", "no training dataset")
-    _not_yet(q1.check(["99"]), "no such version")
-    _not_yet(q1.check(release), "should be a list")
-    _passes(q1.check(same_rows))
-    _passes(q1.check([int(v) for v in same_rows]))  # numbers as the store gives them
-    _passes(q1.check([v for v in versions if str(v.version) in same_rows]))  # ModelVersion objects
+    not_yet(q1.check([]), f"missing ['{release}']")
+    not_yet(q1.check([*same_rows, first]), f"version {first}'s run has the champion's digest", "'validation'")
+    not_yet(q1.check([*same_rows, no_data]), f"version {no_data} should not be in the list", "no training dataset")
+    not_yet(q1.check(["99"]), "no such version")
+    not_yet(q1.check(release), "should be a list")
+    passes(q1.check(same_rows))
+    passes(q1.check([int(v) for v in same_rows]))  # numbers as the store gives them
+    passes(q1.check([v for v in versions if str(v.version) in same_rows]))  # ModelVersion objects
 
 
 def test_2_an_owner_for_the_champion_only(state):
     client, _, release, _, _, (_, q2, _) = state
-    _not_yet(q2.check(42), "should be a str")
-    _not_yet(q2.check("# my card"), "not a model card")
+    not_yet(q2.check(42), "should be a str")
+    not_yet(q2.check("# my card"), "not a model card")
     model_owned = cards.model_card(MODEL_NAME, release, client)
-    _not_yet(q2.check(model_owned), "the registered model's owner", "set_model_version_tag")
+    not_yet(q2.check(model_owned), "the registered model's owner", "set_model_version_tag")
     client.set_model_version_tag(MODEL_NAME, release, cards.OWNER_TAG, "ops-oncall@example.org")
     owned = cards.model_card(MODEL_NAME, release, client)
-    _not_yet(q2.check(owned), "remove it", "delete_model_version_tag")
+    not_yet(q2.check(owned), "remove it", "delete_model_version_tag")
     client.delete_model_version_tag(MODEL_NAME, release, cards.OWNER_TAG)
     verdict = q2.check(owned)
-    _passes(verdict)
+    passes(verdict)
     assert "ops-oncall@example.org" in verdict.message
 
 
@@ -117,13 +108,13 @@ def test_3_from_one_logged_answer_to_its_data(state):
     files = {Path(json.loads(item.dataset.source)["uri"]).name for item in origin.inputs.dataset_inputs}
     (data_file,) = files
     right = {"version": row["version"], "run": origin.info.run_id, "data file": data_file}
-    _not_yet(q3.check({"version": row["version"]}), "lacks the key(s)", "run")
-    _not_yet(q3.check({**right, "version": "champion"}), "is an alias")
-    _not_yet(q3.check({**right, "version": first}), f"answered by version {release}")
+    not_yet(q3.check({"version": row["version"]}), "lacks the key(s)", "run")
+    not_yet(q3.check({**right, "version": "champion"}), "is an alias")
+    not_yet(q3.check({**right, "version": first}), f"answered by version {release}")
     first_run = client.get_model_version(MODEL_NAME, first).run_id
-    _not_yet(q3.check({**right, "run": first_run}), "logged by another run")
+    not_yet(q3.check({**right, "run": first_run}), "logged by another run")
     sha = hashlib.sha256(Path(json.loads(origin.inputs.dataset_inputs[0].dataset.source)["uri"]).read_bytes())
-    _not_yet(q3.check({**right, "data file": sha.hexdigest()}), "a digest or a checksum")
-    _not_yet(q3.check({**right, "data file": "Bikeshare.csv"}), "from its datasets' source")
-    _passes(q3.check(right))
-    _passes(q3.check({**right, "run": origin.info.run_name, "version": int(row["version"])}))
+    not_yet(q3.check({**right, "data file": sha.hexdigest()}), "a digest or a checksum")
+    not_yet(q3.check({**right, "data file": "Bikeshare.csv"}), "from its datasets' source")
+    passes(q3.check(right))
+    passes(q3.check({**right, "run": origin.info.run_name, "version": int(row["version"])}))

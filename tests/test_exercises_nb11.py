@@ -13,20 +13,11 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
+from exercise_checks import not_yet, passes
 
 from mlops_helpers import data, exercises, names
 
 MONTH = "2011-02"
-
-
-def _not_yet(verdict, *words: str) -> None:
-    assert not verdict and repr(verdict).startswith("Not yet: "), verdict
-    for word in words:
-        assert word in verdict.message, (word, verdict.message)
-
-
-def _passes(verdict) -> None:
-    assert verdict and repr(verdict).startswith("Correct: "), verdict
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +108,7 @@ def checks(project, tables):
 
 def test_empty_answers_are_not_yet(checks):
     for q in checks[0]:
-        _not_yet(q.check(...), "no answer: replace `...`")
+        not_yet(q.check(...), "no answer: replace `...`")
 
 
 def test_1_stale_stages(project, checks):
@@ -130,23 +121,23 @@ def test_1_stale_stages(project, checks):
     (project_dir / "params.yaml").write_text(yaml.safe_dump(params))
     with contextlib.chdir(project_dir), Repo() as repo:
         stale = {name: value for name, value in repo.status().items() if name in ("prepare", "train")}
-    _not_yet(q1.check(["prepare", "train"]), "'prepare' is not out of date", "declares no parameter")
-    _not_yet(q1.check(["evaluate"]), "dvc.yaml has no stage ['evaluate']")
-    _not_yet(q1.check(["train"]), "params.yaml is still changed", "git checkout")
+    not_yet(q1.check(["prepare", "train"]), "'prepare' is not out of date", "declares no parameter")
+    not_yet(q1.check(["evaluate"]), "dvc.yaml has no stage ['evaluate']")
+    not_yet(q1.check(["train"]), "params.yaml is still changed", "git checkout")
     subprocess.run(["git", "checkout", "--", "params.yaml"], cwd=project_dir, check=True)
-    _not_yet(q1.check([]), "missing ['train']")
-    _passes(q1.check(["train"]))
-    _passes(q1.check({"train": stale.get("train", [])}))  # Repo.status()'s dict, keyed by stage
+    not_yet(q1.check([]), "missing ['train']")
+    passes(q1.check(["train"]))
+    passes(q1.check({"train": stale.get("train", [])}))  # Repo.status()'s dict, keyed by stage
 
 
 def test_2_metrics_of_every_tag(checks):
     q2 = checks[0][1]
-    _not_yet(q2.check({"v1": 80.123, "v2": 91.5}), "lacks the key(s) ['v3']")
-    _not_yet(q2.check({"v1": 80.123, "v2": 77.05, "v3": 77.05}), "77.05 is the RMSE of v3, not of v2")
-    _not_yet(q2.check({"v1": 80.123, "v2": 91.5, "v3": 2450}), "train_hours")
-    _not_yet(q2.check({"v1": {"holdout_rmse": 80.123}, "v2": 91.5, "v3": 77.05}), "give the number")
-    _not_yet(q2.check({"v1": "80.123", "v2": 91.5, "v3": 77.05}), "should be a float")
-    _passes(q2.check({"v1": 80.123, "v2": 91.5, "v3": 77.05}))
+    not_yet(q2.check({"v1": 80.123, "v2": 91.5}), "lacks the key(s) ['v3']")
+    not_yet(q2.check({"v1": 80.123, "v2": 77.05, "v3": 77.05}), "77.05 is the RMSE of v3, not of v2")
+    not_yet(q2.check({"v1": 80.123, "v2": 91.5, "v3": 2450}), "train_hours")
+    not_yet(q2.check({"v1": {"holdout_rmse": 80.123}, "v2": 91.5, "v3": 77.05}), "give the number")
+    not_yet(q2.check({"v1": "80.123", "v2": 91.5, "v3": 77.05}), "should be a float")
+    passes(q2.check({"v1": 80.123, "v2": 91.5, "v3": 77.05}))
 
 
 def test_3_february_at_the_runs_commit(project, checks):
@@ -163,14 +154,14 @@ def test_3_february_at_the_runs_commit(project, checks):
         return dvc_api.read(path, repo=str(project_dir), rev=at, mode="rb")
 
     then, first = hashlib.md5(read(rev)).hexdigest(), hashlib.md5(read("v1")).hexdigest()
-    _not_yet(q3.check({"run": then}), "lacks the key(s) ['v1']")
-    _not_yet(q3.check({"run": first, "v1": then}), "you swapped the two revisions")
-    _not_yet(q3.check({"run": hashlib.sha256(read(rev)).hexdigest(), "v1": first}), "SHA-256")
-    _not_yet(q3.check({"run": hashlib.md5(read(rev)).digest(), "v1": first}), "hexdigest")
+    not_yet(q3.check({"run": then}), "lacks the key(s) ['v1']")
+    not_yet(q3.check({"run": first, "v1": then}), "you swapped the two revisions")
+    not_yet(q3.check({"run": hashlib.sha256(read(rev)).hexdigest(), "v1": first}), "SHA-256")
+    not_yet(q3.check({"run": hashlib.md5(read(rev)).digest(), "v1": first}), "hexdigest")
     folder = yaml.safe_load((project_dir / "data" / "batches.dvc").read_text())["outs"][0]["md5"]
-    _not_yet(q3.check({"run": folder, "v1": first}), "the whole folder's")
+    not_yet(q3.check({"run": folder, "v1": first}), "the whole folder's")
     verdict = q3.check({"run": then, "v1": first})
-    _passes(verdict)
+    passes(verdict)
     assert "as corrected" in verdict.message
 
 
@@ -189,22 +180,20 @@ def test_4_a_longer_ttl(tables, checks):
     counted = demand.loc[demand["event_timestamp"] == filled["known_at"], "hour"].item()
     age = filled["event_timestamp"] - filled["known_at"]
     answer = {"event": filled["event_timestamp"], "hour counted": counted, "age": age}
-    _not_yet(q4.check({**answer, "hour counted": filled["known_at"]}), "when the count became known")
-    _not_yet(q4.check({**answer, "age": filled["event_timestamp"] - counted}), "counts from the start of the hour")
-    _not_yet(q4.check({**answer, "event": events["event_timestamp"].iloc[0]}), "got a demand value with the 1-hour")
-    _not_yet(q4.check([answer, answer]), "2 event(s) in your answer; 1 event(s)")
-    _not_yet(q4.check({**answer, "age": "two hours"}), "'age'")
-    _passes(q4.check(answer))
-    _passes(
-        q4.check({**answer, "event": filled["event_timestamp"].tz_convert(None), "age": age.total_seconds() / 3600})
-    )
+    not_yet(q4.check({**answer, "hour counted": filled["known_at"]}), "when the count became known")
+    not_yet(q4.check({**answer, "age": filled["event_timestamp"] - counted}), "counts from the start of the hour")
+    not_yet(q4.check({**answer, "event": events["event_timestamp"].iloc[0]}), "got a demand value with the 1-hour")
+    not_yet(q4.check([answer, answer]), "2 event(s) in your answer; 1 event(s)")
+    not_yet(q4.check({**answer, "age": "two hours"}), "'age'")
+    passes(q4.check(answer))
+    passes(q4.check({**answer, "event": filled["event_timestamp"].tz_convert(None), "age": age.total_seconds() / 3600}))
 
 
 def test_5_a_serving_path_in_celsius(checks):
     (*_, q5), served = checks
-    _not_yet(q5.check(dict(served)), "still", "the dataset's scale")
-    _not_yet(q5.check({**served, "temp": served["temp"] / 41}), "*times*")
-    _not_yet(q5.check({**served, "temp": served["temp"] * 41, "hum": 50.0}), "['hum'] differ")
-    _not_yet(q5.check({**served, "temp": served["temp"] * 41 + 273.15}), "not 0.34 in °C")
-    _not_yet(q5.check({"temp": served["temp"] * 41}), "lacks the key(s)")
-    _passes(q5.check({**served, "temp": served["temp"] * 41}))
+    not_yet(q5.check(dict(served)), "still", "the dataset's scale")
+    not_yet(q5.check({**served, "temp": served["temp"] / 41}), "*times*")
+    not_yet(q5.check({**served, "temp": served["temp"] * 41, "hum": 50.0}), "['hum'] differ")
+    not_yet(q5.check({**served, "temp": served["temp"] * 41 + 273.15}), "not 0.34 in °C")
+    not_yet(q5.check({"temp": served["temp"] * 41}), "lacks the key(s)")
+    passes(q5.check({**served, "temp": served["temp"] * 41}))

@@ -8,22 +8,13 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from exercise_checks import not_yet, passes
 from scipy import stats
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from mlops_helpers import data, exercises
 
 ALPHA, POWER = 0.05, 0.8
-
-
-def _not_yet(verdict, *words: str) -> None:
-    assert not verdict and repr(verdict).startswith("Not yet: "), verdict
-    for word in words:
-        assert word in verdict.message, (word, verdict.message)
-
-
-def _passes(verdict) -> None:
-    assert verdict and repr(verdict).startswith("Correct: "), verdict
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,7 +58,7 @@ def state(one_thread):
 
 def test_empty_answers_are_not_yet(state):
     for q in state[-1]:
-        _not_yet(q.check(None), "no answer: replace `...`")
+        not_yet(q.check(None), "no answer: replace `...`")
 
 
 def test_1_a_constraint_on_the_mean(state):
@@ -84,14 +75,14 @@ def test_1_a_constraint_on_the_mean(state):
     summary = {w: v.to_pandas().loc["temp"] for w, v in weekly_views.items()}
     out_of_range = {w for w, p in summary.items() if p["distribution/min"] < low or p["distribution/max"] > high}
     assert right and right != out_of_range
-    _not_yet(q1.check(sorted(out_of_range)), "range* constraint")
+    not_yet(q1.check(sorted(out_of_range)), "range* constraint")
     if with_partial != right:
-        _not_yet(q1.check(sorted(with_partial)), "first and last 'weeks'")
-    _not_yet(q1.check(sorted(right)[1:]), "missing 1 week(s)")
-    _not_yet(q1.check(["2011-13"]), "are not weeks of weekly_views")
-    _not_yet(q1.check("2011-07-04/2011-07-10"), "should be a list")
-    _passes(q1.check(right))
-    _passes(q1.check({week: week in right for week in weekly_views}))  # {week: failed}, as the solution builds it
+        not_yet(q1.check(sorted(with_partial)), "first and last 'weeks'")
+    not_yet(q1.check(sorted(right)[1:]), "missing 1 week(s)")
+    not_yet(q1.check(["2011-13"]), "are not weeks of weekly_views")
+    not_yet(q1.check("2011-07-04/2011-07-10"), "should be a list")
+    passes(q1.check(right))
+    passes(q1.check({week: week in right for week in weekly_views}))  # {week: failed}, as the solution builds it
 
 
 def test_2_a_smaller_rise(state):
@@ -116,13 +107,13 @@ def test_2_a_smaller_rise(state):
         middle = (low + high) // 2
         low, high = (low, middle) if simulated_power(middle) >= POWER else (middle, high)
     right = {"25 % formula": hours_for(1.25**2), "25 % simulation": high, "10 % formula": hours_for(1.1**2)}
-    _not_yet(q2.check({"25 % formula": right["25 % formula"]}), "lacks the key(s)")
-    _not_yet(q2.check({**right, "25 % formula": hours_for(1.25)}), "multiplies the MSE by (1 + r)**2")
-    _not_yet(q2.check({**right, "10 % formula": right["10 % formula"] - 1}), "one short", "round")
-    _not_yet(q2.check({**right, "25 % simulation": 2 * high}), "too many")
-    _not_yet(q2.check({**right, "25 % formula": 125.5}), "should be an int")
-    _passes(q2.check(right))
-    _passes(q2.check({**right, "25 % simulation": high + 2}))  # another run of the simulation
+    not_yet(q2.check({"25 % formula": right["25 % formula"]}), "lacks the key(s)")
+    not_yet(q2.check({**right, "25 % formula": hours_for(1.25)}), "multiplies the MSE by (1 + r)**2")
+    not_yet(q2.check({**right, "10 % formula": right["10 % formula"] - 1}), "one short", "round")
+    not_yet(q2.check({**right, "25 % simulation": 2 * high}), "too many")
+    not_yet(q2.check({**right, "25 % formula": 125.5}), "should be an int")
+    passes(q2.check(right))
+    passes(q2.check({**right, "25 % simulation": high + 2}))  # another run of the simulation
 
 
 def test_3_dle_on_a_shifted_week(state):
@@ -133,14 +124,14 @@ def test_3_dle_on_a_shifted_week(state):
     estimated = float(np.sqrt(np.clip(error_model.predict(january[inputs]), 0, None).mean()))
     realised = float(np.sqrt(((january["bikers"] - january["prediction"]) ** 2).mean()))
     right = {"estimated RMSE": estimated, "realised RMSE": realised}
-    _not_yet(q3.check({"estimated RMSE": realised, "realised RMSE": estimated}), "swapped")
-    _not_yet(q3.check({"estimated RMSE": estimated**2, "realised RMSE": realised}), "an MSE")
+    not_yet(q3.check({"estimated RMSE": realised, "realised RMSE": estimated}), "swapped")
+    not_yet(q3.check({"estimated RMSE": estimated**2, "realised RMSE": realised}), "an MSE")
     week_one = scored(between("2011-01-01", "2011-01-08"))
-    _not_yet(q3.check({"estimated RMSE": float(np.sqrt(np.clip(error_model.predict(week_one[inputs]), 0, None).mean())),
+    not_yet(q3.check({"estimated RMSE": float(np.sqrt(np.clip(error_model.predict(week_one[inputs]), 0, None).mean())),
                        "realised RMSE": float(np.sqrt(((week_one["bikers"] - week_one["prediction"]) ** 2).mean()))}),
              "January 1-7", "Monday January 3")  # fmt: skip
-    _not_yet(q3.check({"estimated RMSE": "36"}), "lacks the key(s) ['realised RMSE']")
-    _not_yet(q3.check({**right, "realised RMSE": realised + 5}), "realised RMSE of January 3-9")
-    _passes(q3.check(right))
-    _passes(q3.check({name: round(value, 1) for name, value in right.items()}))
+    not_yet(q3.check({"estimated RMSE": "36"}), "lacks the key(s) ['realised RMSE']")
+    not_yet(q3.check({**right, "realised RMSE": realised + 5}), "realised RMSE of January 3-9")
+    passes(q3.check(right))
+    passes(q3.check({name: round(value, 1) for name, value in right.items()}))
     assert pd.notna(estimated)
