@@ -118,3 +118,8 @@ def test_3_from_one_logged_answer_to_its_data(state):
     not_yet(q3.check({**right, "data file": "Bikeshare.csv"}), "from its datasets' source")
     passes(q3.check(right))
     passes(q3.check({**right, "run": origin.info.run_name, "version": int(row["version"])}))
+    # a second run of the same name (every pipeline run is named after its family): the name no longer says which
+    with mlflow.start_run(run_name=origin.info.run_name, experiment_id=origin.info.experiment_id):
+        pass
+    not_yet(q3.check({**right, "run": origin.info.run_name}), "2 runs are named", "the run's id")
+    passes(q3.check(right))

@@ -67,9 +67,18 @@ def _chi_square(reference, july, answer: Any) -> str:
         if _close(p_value, float(stats.chi2.cdf(chi2, dof))):
             raise NotYet("that is the probability *below* the statistic (cdf): the p-value is the tail above, `sf`")
         raise NotYet(f"p_value = {p_value:.4g}, the helper's is {helper_p:.4g}: `stats.chi2.sf(chi2, df={dof})`")
+    sparse = expected[kept].idxmin()
+    share = float((observed[sparse] - expected[sparse]) ** 2 / expected[sparse])
+    caveat = (
+        f" The category {sparse!r} expects only {expected[sparse]:.2f} hours, under the usual 5 that the chi-square "
+        f"approximation wants: its cell adds {share:.2f} of the {right:.0f}, so the verdict stands, but pool such a "
+        "category with its neighbour before trusting a p-value that is close to the line."
+        if expected[sparse] < 5
+        else ""
+    )
     return (
         f"chi2 = {right:.2f} on {dof} degrees of freedom, p = {helper_p:.3g}, as the helper's: the July weather "
-        "does not fit the winter's shares (and the hours are not independent, so read p as a description)"
+        "does not fit the winter's shares (and the hours are not independent, so read p as a description)." + caveat
     )
 
 
@@ -158,8 +167,8 @@ def notebook_06(reference_scored, july, own_psi, production, psi_threshold: floa
         Exercise("06", 1, partial(_chi_square, reference_scored, july), [
             "Observed: `july['weathersit'].value_counts()`; expected: the reference's shares of the same categories "
             "times `len(july)`.",
-            "`chi2 = ((observed - expected) ** 2 / expected).sum()` over the categories with expected > 0; "
-            "`stats.chi2.sf(chi2, df=categories - 1)`.",
+            "`chi2 = ((observed - expected) ** 2 / expected).sum()` over the categories with expected > 0 (a category "
+            "the reference never saw has none); `stats.chi2.sf(chi2, df=categories - 1)`.",
             "Answer `{'chi2': chi2, 'p_value': p_value}`.",
         ]),
         Exercise("06", 2, partial(_loose_thresholds, reference_scored, own_psi, production), [

@@ -123,6 +123,12 @@ def _answer_to_data(model_name: str, served_log: Path, answer: Any) -> str:
             f"run {answer['run']!r}: version {version} was logged by another run; "
             "client.get_model_version(...).run_id names it (its id or its name is an answer)"
         )
+    namesakes = client.search_runs([run.info.experiment_id], f"attributes.run_name = '{run.info.run_name}'")
+    if str(answer["run"]) == run.info.run_name and len(namesakes) > 1:
+        raise NotYet(
+            f"{len(namesakes)} runs are named {run.info.run_name!r}: a name does not say which one; answer the "
+            "run's id (client.get_model_version(...).run_id)"
+        )
     files = {Path(json.loads(item.dataset.source)["uri"]).name for item in run.inputs.dataset_inputs}
     data_file = str(answer["data file"])
     if re.fullmatch(r"[0-9a-f]{8,64}", data_file):

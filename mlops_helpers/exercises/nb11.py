@@ -13,7 +13,8 @@ from typing import Any
 
 from mlops_helpers.exercises import Exercise, NotYet, as_list, expect_keys, expect_same_set, expect_type
 
-# The dataset's `temp` is degrees Celsius divided by 41 (the published scale, notebook 05): a unit, not an answer.
+# The course's convention (notebook 05): `temp` is degrees Celsius divided by 41, a unit, not an answer. (UCI's hourly
+# file documents (t + 8) / 47; 41 is its daily file's scale. The exercise only needs one scale, stated.)
 TEMP_SCALE = 41
 TAGS = ("v1", "v2", "v3")
 
@@ -220,9 +221,9 @@ def _celsius_row(latest, served, answer: Any) -> str:
         raise NotYet(f"temp is still {stored:g}, the dataset's scale: in °C it is {TEMP_SCALE} times that")
     if math.isclose(temp, stored / TEMP_SCALE, rel_tol=1e-6):
         raise NotYet(f"{temp:.4g} is the stored temp divided by {TEMP_SCALE}: °C is the stored value *times* "
-                     f"{TEMP_SCALE} (the dataset divided °C by {TEMP_SCALE})")  # fmt: skip
+                     f"{TEMP_SCALE} (the course's convention: temp is °C / {TEMP_SCALE})")  # fmt: skip
     if not math.isclose(temp, stored * TEMP_SCALE, rel_tol=1e-6):
-        raise NotYet(f"temp {temp:.4g} is not {stored:g} in °C: the dataset's temp is °C / {TEMP_SCALE}")
+        raise NotYet(f"temp {temp:.4g} is not {stored:g} in °C: by the course's convention temp is °C / {TEMP_SCALE}")
     caught = [n for n in features if not math.isclose(float(latest[n]), float(answer[n]), rel_tol=1e-9)]
     if caught != ["temp"]:
         raise NotYet(f"skew(latest, row) would name {caught}: served_dc should equal the latest training row")
@@ -256,6 +257,6 @@ def notebook_11(project, model_name: str, version: Any, month: str, events, dema
         ]),
         Exercise("11", 5, partial(_celsius_row, latest, served), [
             "`{**served_dc, 'temp': ...}` copies the row with one value replaced.",
-            "The dataset's temp is °C / 41; `skew(latest, row)` should then name only 'temp'. Answer the row.",
+            "The course's convention: temp is °C / 41; `skew(latest, row)` should name only 'temp'. Answer the row.",
         ]),
     )  # fmt: skip

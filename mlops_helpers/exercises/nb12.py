@@ -42,8 +42,13 @@ def _mean_constraint(training, weekly_views, answer: Any) -> str:
         raise NotYet(f"{unknown[:3]} are not weeks of weekly_views (names like {next(iter(profile))!r})")
     if given == expected:
         also = len(expected & out_of_range)
-        return (f"{len(expected)} weeks fail the mean; {also} of them also fail temp's range, and every week out of "
-                f"range is among them ({out_of_range <= expected}). The other {len(expected) - also} are hot weeks "
+        among = (
+            "every week out of range is among them"
+            if out_of_range <= expected
+            else (f"{len(out_of_range - expected)} week(s) out of range pass the mean")
+        )
+        return (f"{len(expected)} weeks fail the mean; {also} of them also fail temp's range, and {among}. "
+                f"The other {len(expected) - also} are hot weeks "
                 "whose mean leaves the training weeks' means without one hour hotter than training's hottest: a "
                 "mean rule sees a shift of the whole week, a range rule only extremes")  # fmt: skip
     if given == with_partial and with_partial != expected:
@@ -121,10 +126,11 @@ def _smaller_rise(reference, alpha: float, power: float, answer: Any) -> str:
         raise NotYet(f"'25 % simulation': {given} hours is too {direction}: the check's own simulation needs about "
                      f"{simulated} for the power (threshold at the 95th percentile of the sample's MSE with no "
                      "change, power on draws scaled by (1 + 0.25)**2)")  # fmt: skip
-    ten = int(answer["10 % formula"])
+    ten, fifty = int(answer["10 % formula"]), _hours_for(m0, s0, *z, 0.5)
     return (f"25 %: {formula} hours by the formula, {given} by simulation (the check's: {simulated}); 10 %: {ten} "
-            f"hours, {'more than the 168 a week has' if ten > 168 else 'within a week'}. n grows like "
-            "1 / (m1 - m0)**2: a rise a fifth as large needs about 25 times the hours")  # fmt: skip
+            f"hours, {'more than the 168 a week has' if ten > 168 else 'within a week'}: {ten / fifty:.0f} times "
+            f"the {fifty} of a 50 % rise. The MSE difference to detect, m1 - m0, shrinks faster than the rise, and n "
+            "grows with 1 / (m1 - m0)**2 (less than that alone, as s1 shrinks too)")  # fmt: skip
 
 
 def _dle_january(model, error_model, answer: Any) -> str:
@@ -196,8 +202,9 @@ def notebook_12(training, weekly_views, reference, model, error_model, alpha: fl
             "Answer the weeks whose `.build().validate()` is False (a set of names, or {week: failed}).",
         ]),
         Exercise("12", 2, partial(_smaller_rise, reference, alpha, power), [
-            "Cell 33's formula with `scale = (1 + rise) ** 2`; round up.",
-            "For the simulation, cell 37's recipe per n; the power grows with n, so bisect between n_sample and 168.",
+            "The formula of the cell that computes `n_hours`, with `scale = (1 + rise) ** 2`; round up.",
+            "For the simulation, the recipe of the loop that finds `n_sample` (`simulate`, the 95th percentile of "
+            "'no change'), per n; the power grows with n, so bisect between n_sample and 168.",
             "Answer `{'25 % formula': ..., '25 % simulation': ..., '10 % formula': ...}`, whole hours.",
         ]),
         Exercise("12", 3, partial(_dle_january, model, error_model), [
