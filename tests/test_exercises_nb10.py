@@ -96,6 +96,10 @@ def test_2_an_owner_for_the_champion_only(state):
     owned = cards.model_card(MODEL_NAME, release, client)
     not_yet(q2.check(owned), "remove it", "delete_model_version_tag")
     client.delete_model_version_tag(MODEL_NAME, release, cards.OWNER_TAG)
+    # a card typed or edited by hand: only the accountable line may differ from what the package writes
+    edited = owned.replace(owned.splitlines()[0], owned.splitlines()[0] + " (final)")
+    not_yet(q2.check(edited), "line 1 of your card", "unedited")
+    not_yet(q2.check(owned + "\n- an extra line"), "unedited")
     verdict = q2.check(owned)
     passes(verdict)
     assert "ops-oncall@example.org" in verdict.message

@@ -86,6 +86,19 @@ def _owner_card(model_name: str, answer: Any) -> str:
             f"the card shows {shown!r}, the registered model's owner: set the version's tag "
             f"{OWNER_TAG!r} first (client.set_model_version_tag), then generate the card again"
         )
+    # the rest of the card as the package writes it now (the tag gone): only the accountable line may differ
+    from mlops_helpers.governance.card import model_card
+
+    now = model_card(model_name, champion, client).splitlines()
+    given = card.splitlines()
+    pairs = enumerate(zip(given, now, strict=False))
+    differ = [(i, a, b) for i, (a, b) in pairs if a != b and not a.startswith("- accountable:")]
+    if differ or len(given) != len(now):
+        i, a, b = differ[0] if differ else (min(len(given), len(now)), "(end)", "(end)")
+        raise NotYet(
+            f"line {i + 1} of your card reads {a[:80]!r}, the generated card {b[:80]!r}: answer the text "
+            "cards.model_card(MODEL_NAME, number, client) returned while the tag was set, unedited"
+        )
     left = client.get_model_version(model_name, champion).tags.get(OWNER_TAG)
     if left is not None:
         raise NotYet(
